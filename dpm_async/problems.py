@@ -1,0 +1,196 @@
+"""The one place where errors become HTTP problems (RFC 9457, `application/problem+json`).
+
+Domain and request errors are `Problem` subclasses (DRF `APIException`s with a stable `code`);
+`problem_exception_handler` is DRF's exception handler and turns them, DRF's own exceptions and
+anything unexpected into one body shape:
+`{"type", "title", "status", "detail", "code", "correlation_id"}` (+ `"errors"` for a bad body).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+
+from dpm_async.correlation import correlation_id_current
+
+logger = logging.getLogger("dpm_async.problems")
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://dpm-async.dev/problems/"
+
+# Stable codes of request-level problems. Domain codes live with their domain (operations.errors).
+VALIDATION_ERROR = "VALIDATION_ERROR"
+MALFORMED_JSON = "MALFORMED_JSON"
+UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+INVALID_CORRELATION_ID = "INVALID_CORRELATION_ID"
+NOT_FOUND = "NOT_FOUND"
+METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
+NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
+PERMISSION_DENIED = "PERMISSION_DENIED"
+THROTTLED = "THROTTLED"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class Problem(drf_exceptions.APIException):
+    """A request or domain error with a stable code. Subclasses set status_code and default_code."""
+
+    status_code = 400
+    default_code = VALIDATION_ERROR
+    default_detail = "The request is invalid."
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None, extra: dict[str, Any] | None = None):
+        super().__init__(detail=detail or self.default_detail, code=code or self.default_code)
+        self.extra: dict[str, Any] = extra or {}
+
+
+class RequestInvalid(Problem):
+    """The body failed validation; `errors` lists `{"field", "message"}` with a path per error."""
+
+    status_code = 400
+    default_code = VALIDATION_ERROR
+    default_detail = "The request body is invalid."
+
+    def __init__(self, errors: list[dict[str, str]], detail: str | None = None):
+        super().__init__(detail or self.default_detail, extra={"errors": errors})
+        self.errors = errors
+
+
+class MalformedJson(Problem):
+    status_code = 400
+    default_code = MALFORMED_JSON
+    default_detail = "The request body is not valid JSON."
+
+    def __init__(self, message: str):
+        super().__init__(self.default_detail, extra={"errors": [{"field": "", "message": message}]})
+
+
+class RequestTooLarge(Problem):
+    status_code = 413
+    default_code = REQUEST_TOO_LARGE
+    default_detail = "The request body is larger than the configured limit."
+
+
+class UnsupportedMediaType(Problem):
+    status_code = 415
+    default_code = UNSUPPORTED_MEDIA_TYPE
+    default_detail = "Send the body as application/json."
+
+
+_DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
+    drf_exceptions.NotAuthenticated: NOT_AUTHENTICATED,
+    drf_exceptions.AuthenticationFailed: NOT_AUTHENTICATED,
+    drf_exceptions.PermissionDenied: PERMISSION_DENIED,
+    drf_exceptions.NotFound: NOT_FOUND,
+    drf_exceptions.MethodNotAllowed: METHOD_NOT_ALLOWED,
+    drf_exceptions.NotAcceptable: NOT_ACCEPTABLE,
+    drf_exceptions.UnsupportedMediaType: UNSUPPORTED_MEDIA_TYPE,
+    drf_exceptions.Throttled: THROTTLED,
+    drf_exceptions.ParseError: MALFORMED_JSON,
+    drf_exceptions.ValidationError: VALIDATION_ERROR,
+}
+
+
+def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code.lower().replace("_", "-"),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "correlation_id": correlation_id_current(),
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
+def problem_response(status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
+                     headers: dict[str, str] | None = None) -> HttpResponse:
+    """A plain Django problem response, for code that runs outside DRF (middleware, handler500)."""
+    response = HttpResponse(
+        orjson.dumps(problem_body(status, code, detail, extra)),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _validation_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Flattens DRF's nested ValidationError detail into field-path errors."""
+    if isinstance(detail, dict):
+        errors: list[dict[str, str]] = []
+        for key, value in detail.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors":
+                path = prefix
+            errors.extend(_validation_errors(value, path))
+        return errors
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return [{"field": prefix, "message": str(item)} for item in detail]
+        errors = []
+        for index, item in enumerate(detail):
+            errors.extend(_validation_errors(item, f"{prefix}[{index}]"))
+        return errors
+    return [{"field": prefix, "message": str(detail)}]
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every error leaves as a problem with a stable code."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, Problem):
+        status, code, detail, extra = exc.status_code, str(exc.get_codes()), str(exc.detail), exc.extra
+    elif isinstance(exc, drf_exceptions.ValidationError):
+        status, code, detail = 400, VALIDATION_ERROR, "The request is invalid."
+        extra = {"errors": _validation_errors(exc.detail)}
+    elif isinstance(exc, drf_exceptions.APIException):
+        status = exc.status_code
+        code = next((c for klass, c in _DRF_CODES.items() if isinstance(exc, klass)), str(exc.default_code).upper())
+        detail = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else str(exc.default_detail)
+        extra = {}
+        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+    elif isinstance(exc, drf_exceptions.Http404) or exc.__class__.__name__ == "Http404":
+        status, code, detail, extra = 404, NOT_FOUND, "Not found.", {}
+    else:
+        # An unexpected fault: log it with its traceback (the log line carries the correlation id),
+        # and answer without internals.
+        logger.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        status, code, detail, extra = 500, INTERNAL_ERROR, "An internal error occurred.", {}
+    return Response(problem_body(status, code, detail, extra), status=status, headers=headers,
+                    content_type=PROBLEM_CONTENT_TYPE)
+
+
+def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Django's handler500: faults outside DRF views still answer as a problem."""
+    return problem_response(500, INTERNAL_ERROR, "An internal error occurred.")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler404 for paths that match no route."""
+    return problem_response(404, NOT_FOUND, "No such resource.")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(400, VALIDATION_ERROR, "Bad request.")
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return problem_response(403, PERMISSION_DENIED, "Permission denied.")
