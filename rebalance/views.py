@@ -1,0 +1,54 @@
+"""HTTP face of the rebalance domain: parse and validate, call one service, return."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from dpm_async.correlation import CORRELATION_HEADER
+from dpm_async.openapi import problem_responses
+from rebalance.serializers import BatchRebalanceRequestSchema, BatchRebalanceResultSchema, batch_request_parse
+from rebalance.services import rebalance_analyze_batch
+
+CORRELATION_PARAMETER = OpenApiParameter(
+    CORRELATION_HEADER,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Caller's correlation id (`[A-Za-z0-9._-]{1,128}`); generated when absent and echoed on every response.",
+)
+
+
+class RebalanceAnalysisView(APIView):
+    """`POST /rebalance/analyze`: the canonical synchronous what-if batch."""
+
+    @extend_schema(
+        operation_id="rebalance_analyze",
+        summary="Run a what-if batch synchronously",
+        description=(
+            "Runs up to 20 option scenarios over one portfolio, market data, model portfolio and "
+            "shelf. A scenario with invalid options or a fault is listed in `failed_scenarios`; "
+            "the batch still answers 200 and carries the warning `PARTIAL_BATCH_FAILURE`."
+        ),
+        request=BatchRebalanceRequestSchema,
+        parameters=[CORRELATION_PARAMETER],
+        responses={
+            200: BatchRebalanceResultSchema,
+            **problem_responses(
+                {
+                    400: "The body is not valid JSON or fails validation; `errors` names each field.",
+                    413: "The body is larger than the configured limit.",
+                    415: "The body is not application/json.",
+                }
+            ),
+        },
+        tags=["rebalance"],
+    )
+    def post(self, request: Request) -> HttpResponse:
+        batch = batch_request_parse(request.data)
+        supplied = getattr(request._request, "correlation_id_supplied", False)
+        body = rebalance_analyze_batch(
+            batch, correlation_id=request._request.correlation_id if supplied else None
+        )
+        return HttpResponse(body, content_type="application/json")
