@@ -1,0 +1,233 @@
+"""Settings of the dpm_async service.
+
+Every setting is read here, once, through one `environ.Env()`; code reads them at call time through
+`django.conf.settings` so that `override_settings` works in tests. `.env` beside manage.py is read
+when present (`make run` writes one with a generated secret key on first start).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+_startup_warnings: list[str] = []
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it (see .env.example), or set DJANGO_DEBUG=true for local work."
+        )
+    SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only, refused otherwise
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "dpm_async.apps.DpmAsyncConfig",
+    "rebalance",
+    "operations",
+]
+
+MIDDLEWARE = [
+    # Outermost, so that every response - Django's own error pages included - carries the id.
+    "dpm_async.correlation.CorrelationIdMiddleware",
+    "dpm_async.limits.RequestBodyLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dpm_async.urls"
+APPEND_SLASH = False  # the API's paths are exact; no redirects on POST
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "dpm_async.wsgi.application"
+ASGI_APPLICATION = "dpm_async.asgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///db.sqlite3")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    if _db["NAME"] not in ("", ":memory:") and not Path(_db["NAME"]).is_absolute():
+        _db["NAME"] = str(BASE_DIR / _db["NAME"])
+    # WAL lets readers poll while a writer works; IMMEDIATE transactions take the write lock up
+    # front, so two racing writers queue on the busy timeout instead of failing on lock upgrade.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+    # Tests race real threads, each on its own connection: that needs a database file (shared-cache
+    # memory databases lock whole tables). One file per test process, so parallel runs never meet.
+    _db.setdefault("TEST", {}).setdefault(
+        "NAME", str(Path(tempfile.gettempdir()) / f"dpm_async_test_{os.getpid()}.sqlite3")
+    )
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+    _db.setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Only needed for a collectstatic deployment; whitenoise serves from the apps otherwise.
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or None
+# Serve the admin's and Swagger UI's files straight from the installed apps, so /docs/ works offline
+# without a collectstatic step.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- request limits --------------------------------------------------------------------------
+# Bodies above this many bytes are refused with 413 before they are read.
+DPM_MAX_REQUEST_BYTES = env.int("DPM_MAX_REQUEST_BYTES", default=16 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = DPM_MAX_REQUEST_BYTES
+
+# --- REST framework and OpenAPI ----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["dpm_async.renderers.FastJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["dpm_async.parsers.DecimalJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "EXCEPTION_HANDLER": "dpm_async.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "dpm_async",
+    "DESCRIPTION": (
+        "Discretionary portfolio management rebalance analysis: a synchronous what-if batch "
+        "(`POST /rebalance/analyze`) and the same batch as an asynchronous operation (RFC-0018)."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Value sets that appear under several field names get one component each.
+    "ENUM_NAME_OVERRIDES": {
+        name: f"rebalance.serializers.{values}"
+        for name, values in {
+            "ShelfStatusEnum": "SHELF_STATUSES",
+            "LiquidityTierEnum": "LIQUIDITY_TIERS",
+            "RunStatusEnum": "RUN_STATUSES",
+            "TargetMethodEnum": "TARGET_METHODS",
+            "TradeSideEnum": "TRADE_SIDES",
+            "RuleSeverityEnum": "RULE_SEVERITIES",
+            "RuleStatusEnum": "RULE_STATUSES",
+            "ReconciliationStatusEnum": "RECONCILIATION_STATUSES",
+            "GroupConstraintStatusEnum": "GROUP_CONSTRAINT_STATUSES",
+            "GateReasonSeverityEnum": "GATE_REASON_SEVERITIES",
+            "GateReasonSourceEnum": "GATE_REASON_SOURCES",
+            "GateEnum": "GATES",
+            "GateNextStepEnum": "GATE_NEXT_STEPS",
+        }.items()
+    },
+}
+
+# --- async operations (RFC-0018; spec/api.md section 5) ----------------------------------------
+DPM_ASYNC_OPERATIONS_ENABLED = env.bool("DPM_ASYNC_OPERATIONS_ENABLED", default=True)
+DPM_ASYNC_MANUAL_EXECUTION_ENABLED = env.bool("DPM_ASYNC_MANUAL_EXECUTION_ENABLED", default=True)
+
+_DEFAULT_TTL = 86400
+try:
+    DPM_ASYNC_OPERATIONS_TTL_SECONDS = int(env.str("DPM_ASYNC_OPERATIONS_TTL_SECONDS", default=str(_DEFAULT_TTL)).strip())
+    if DPM_ASYNC_OPERATIONS_TTL_SECONDS < 1:
+        raise ValueError
+except ValueError:
+    _startup_warnings.append(
+        f"DPM_ASYNC_OPERATIONS_TTL_SECONDS={env.str('DPM_ASYNC_OPERATIONS_TTL_SECONDS')!r} is invalid; "
+        f"using {_DEFAULT_TTL}"
+    )
+    DPM_ASYNC_OPERATIONS_TTL_SECONDS = _DEFAULT_TTL
+
+EXECUTION_MODES = ("INLINE", "ACCEPT_ONLY", "WORKER")
+_mode = env.str("DPM_ASYNC_EXECUTION_MODE", default="INLINE").strip().upper()
+if _mode not in EXECUTION_MODES:
+    _startup_warnings.append(
+        f"DPM_ASYNC_EXECUTION_MODE={env.str('DPM_ASYNC_EXECUTION_MODE')!r} is not one of "
+        f"{', '.join(EXECUTION_MODES)}; falling back to INLINE"
+    )
+    _mode = "INLINE"
+DPM_ASYNC_EXECUTION_MODE = _mode
+
+DPM_ASYNC_EXECUTION_LEASE_SECONDS = max(1, env.int("DPM_ASYNC_EXECUTION_LEASE_SECONDS", default=300))
+DPM_ASYNC_MAX_ATTEMPTS = max(1, env.int("DPM_ASYNC_MAX_ATTEMPTS", default=3))
+
+# --- logging ---------------------------------------------------------------------------------
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"correlation": {"()": "dpm_async.correlation.CorrelationIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["correlation"], "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # 4xx answers are logged by our own code with their code; Django's own line would repeat it.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
+}
+
+# Logged once logging is configured (dpm_async.apps.DpmAsyncConfig.ready).
+DPM_SETTINGS_WARNINGS = tuple(_startup_warnings)

@@ -1,0 +1,95 @@
+"""The operations domain's error codes and the problems that carry them (docs/operations.md).
+
+Every code is defined here once. The HTTP problems below carry them as `code`; the stored
+`error.code` of a FAILED operation uses the `OperationFailure` codes, which are also listed in the
+docs. Codes are stable: clients match on them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dpm_async.problems import Problem
+
+# --- problem codes (HTTP) --------------------------------------------------------------------
+OPERATIONS_DISABLED = "DPM_ASYNC_OPERATIONS_DISABLED"
+MANUAL_EXECUTION_DISABLED = "DPM_ASYNC_MANUAL_EXECUTION_DISABLED"
+OPERATION_NOT_FOUND = "DPM_ASYNC_OPERATION_NOT_FOUND"
+OPERATION_NOT_EXECUTABLE = "DPM_ASYNC_OPERATION_NOT_EXECUTABLE"
+OPERATION_NOT_CANCELLABLE = "DPM_ASYNC_OPERATION_NOT_CANCELLABLE"
+OPERATION_CORRELATION_CONFLICT = "DPM_ASYNC_OPERATION_CORRELATION_CONFLICT"
+
+# --- stored failure codes (`error.code` of a FAILED operation) -------------------------------
+ENGINE_ERROR = "ENGINE_ERROR"
+INVALID_STORED_REQUEST = "INVALID_STORED_REQUEST"
+EXECUTION_LEASE_EXPIRED = "EXECUTION_LEASE_EXPIRED"
+OPERATION_CANCELLED = "OPERATION_CANCELLED"
+
+FAILURE_CODES = (ENGINE_ERROR, INVALID_STORED_REQUEST, EXECUTION_LEASE_EXPIRED, OPERATION_CANCELLED)
+
+
+def operation_failure(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `error` object stored on a FAILED operation: a stable code and a message for people.
+
+    The message is always written by us, never an exception's text or a traceback.
+    """
+    assert code in FAILURE_CODES, code
+    return {"code": code, "message": message, "details": details or {}}
+
+
+class OperationsDisabled(Problem):
+    status_code = 404
+    default_code = OPERATIONS_DISABLED
+    default_detail = "Async operations are disabled on this service (DPM_ASYNC_OPERATIONS_ENABLED=false)."
+
+
+class ManualExecutionDisabled(Problem):
+    status_code = 404
+    default_code = MANUAL_EXECUTION_DISABLED
+    default_detail = "Manual execution is disabled on this service (DPM_ASYNC_MANUAL_EXECUTION_ENABLED=false)."
+
+
+class OperationNotFound(Problem):
+    status_code = 404
+    default_code = OPERATION_NOT_FOUND
+    default_detail = "No such operation (it may have expired)."
+
+
+class OperationNotExecutable(Problem):
+    """409: only a PENDING operation can be executed; the body names the current status."""
+
+    status_code = 409
+    default_code = OPERATION_NOT_EXECUTABLE
+
+    def __init__(self, operation_id: str, operation_status: str):
+        super().__init__(
+            f"Operation {operation_id} is {operation_status}; only a PENDING operation can be executed.",
+            extra={"operation_id": operation_id, "operation_status": operation_status},
+        )
+
+
+class OperationNotCancellable(Problem):
+    """409: a finished (SUCCEEDED or FAILED) operation cannot be cancelled."""
+
+    status_code = 409
+    default_code = OPERATION_NOT_CANCELLABLE
+
+    def __init__(self, operation_id: str, operation_status: str):
+        super().__init__(
+            f"Operation {operation_id} is {operation_status}; only a PENDING or RUNNING operation can be cancelled.",
+            extra={"operation_id": operation_id, "operation_status": operation_status},
+        )
+
+
+class OperationCorrelationConflict(Problem):
+    """409: the correlation id already names an operation whose request differs."""
+
+    status_code = 409
+    default_code = OPERATION_CORRELATION_CONFLICT
+
+    def __init__(self, correlation_id: str, operation_id: str, status_url: str):
+        super().__init__(
+            f"Correlation id {correlation_id!r} already belongs to operation {operation_id}, "
+            "submitted with a different request body.",
+            extra={"operation_id": operation_id, "status_url": status_url},
+        )

@@ -1,0 +1,35 @@
+"""`manage.py purge_expired_operations`: for cron (docs/operations.md has the line)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from operations.services import PURGE_BATCH_SIZE, operations_purge_expired, operations_recover_expired_leases
+
+
+class Command(BaseCommand):
+    help = (
+        "Deletes expired operations in bounded batches (never a RUNNING one), after settling RUNNING "
+        "operations whose runner died (lease expired). Safe to run while the service runs."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="Count, change nothing.")
+        parser.add_argument(
+            "--batch-size", type=int, default=PURGE_BATCH_SIZE,
+            help=f"Rows deleted per statement (default {PURGE_BATCH_SIZE}).",
+        )
+
+    def handle(self, *args: Any, dry_run: bool, batch_size: int, **options: Any) -> None:
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        recovered = operations_recover_expired_leases(dry_run=dry_run)
+        purged = operations_purge_expired(batch_size=batch_size, dry_run=dry_run)
+        if dry_run:
+            self.stdout.write(f"dry run: would purge {purged} expired operation(s); "
+                              f"{recovered} RUNNING operation(s) have an expired lease")
+        else:
+            self.stdout.write(f"purged {purged} expired operation(s); "
+                              f"settled {recovered} RUNNING operation(s) with an expired lease")

@@ -1,0 +1,232 @@
+"""The operation resource on the wire (spec/api.md section 2) and the list's query parameters.
+
+The resource is encoded straight to bytes with orjson. A finished operation's result is spliced
+in as the exact text that was stored - never decoded and re-encoded - so a 70 MB result costs a
+copy, not a parse, and its key order and number text are the engine's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import ConfigDict, Field
+from rest_framework import serializers
+
+from dpm_async.correlation import CORRELATION_ID_PATTERN
+from dpm_async.problems import RequestInvalid
+from operations.errors import FAILURE_CODES
+from operations.models import OPERATION_ID_PATTERN, Operation, OperationStatus, OperationType
+from operations.services import OperationFilters
+from rebalance.serializers import BatchRebalanceResultSchema, OpenApiModel
+
+LIST_LIMIT_DEFAULT = 50
+LIST_LIMIT_MAX = 200
+
+
+def instant_text(value: datetime | None) -> str | None:
+    """UTC, always with microseconds and `Z`: `2026-02-20T12:00:00.123456Z`."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _summary(operation: Operation, executable_enabled: bool) -> dict[str, Any]:
+    return {
+        "operation_id": operation.id,
+        "operation_type": operation.operation_type,
+        "status": operation.status,
+        "is_executable": operation.status == OperationStatus.PENDING and executable_enabled,
+        "correlation_id": operation.correlation_id,
+        "created_at": instant_text(operation.created_at),
+        "started_at": instant_text(operation.started_at),
+        "finished_at": instant_text(operation.finished_at),
+        "expires_at": instant_text(operation.expires_at),
+        "attempt": operation.attempt,
+        "status_url": operation.status_url,
+        "execute_url": operation.execute_url,
+    }
+
+
+def operation_summary(operation: Operation, *, executable_enabled: bool) -> dict[str, Any]:
+    """A list item: the resource without `result` and `error`."""
+    return _summary(operation, executable_enabled)
+
+
+def operation_resource_json(operation: Operation, *, executable_enabled: bool) -> bytes:
+    """The whole resource as JSON bytes, the stored result text spliced in as is."""
+    head = orjson.dumps(_summary(operation, executable_enabled))
+    result_bytes = b"null" if operation.result is None else operation.result
+    error_bytes = orjson.dumps(operation.error)
+    return b"".join((head[:-1], b',"result":', result_bytes, b',"error":', error_bytes, b"}"))
+
+
+# --- the list's cursor -----------------------------------------------------------------------
+
+def cursor_encode(key: tuple[datetime, str]) -> str:
+    """Opaque to clients: base64url (unpadded) of `["<created_at>", "<operation_id>"]`."""
+    created_at, operation_id = key
+    raw = orjson.dumps([instant_text(created_at), operation_id])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, str]:
+    """The (created_at, id) a cursor stands for; ValueError when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_text, operation_id = orjson.loads(raw)
+        created_at = datetime.strptime(created_text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        raise ValueError("not a cursor returned by this endpoint") from None
+    if not isinstance(operation_id, str) or not OPERATION_ID_PATTERN.fullmatch(operation_id):
+        raise ValueError("not a cursor returned by this endpoint")
+    return created_at, operation_id
+
+
+# --- the list's query parameters -------------------------------------------------------------
+
+# A `+` in an unencoded query string arrives as a space: "12:00:00 02:00" meant "12:00:00+02:00".
+_SPACE_FOR_PLUS_OFFSET = re.compile(r"^(.*\d) (\d{2}(?::?\d{2})?)$")
+
+
+class InstantField(serializers.DateTimeField):
+    """An ISO 8601 instant; an offset is honoured, a value without one is taken as UTC."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if isinstance(value, str):
+            value = _SPACE_FOR_PLUS_OFFSET.sub(r"\1+\2", value.strip())
+        return super().to_internal_value(value)
+
+
+class OperationListQuerySerializer(serializers.Serializer):
+    """`GET /rebalance/operations` query parameters; anything else is refused (400)."""
+
+    status = serializers.ChoiceField(choices=OperationStatus.values, required=False,
+                                     help_text="Only operations in this status.")
+    operation_type = serializers.ChoiceField(choices=OperationType.values, required=False,
+                                             help_text="Only operations of this type.")
+    correlation_id = serializers.RegexField(rf"^{CORRELATION_ID_PATTERN.pattern}\Z", required=False,
+                                            help_text="Only the operation with this correlation id.")
+    created_from = InstantField(required=False, help_text="Created at or after this instant (ISO 8601).")
+    created_to = InstantField(required=False, help_text="Created at or before this instant (ISO 8601).")
+    limit = serializers.IntegerField(min_value=1, max_value=LIST_LIMIT_MAX, default=LIST_LIMIT_DEFAULT,
+                                     help_text=f"Page size, 1 to {LIST_LIMIT_MAX}.")
+    cursor = serializers.CharField(required=False, max_length=512,
+                                   help_text="`next_cursor` of the previous page; opaque.")
+
+    def validate_cursor(self, value: str) -> tuple[datetime, str]:
+        try:
+            return cursor_decode(value)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        created_from, created_to = attrs.get("created_from"), attrs.get("created_to")
+        if created_from and created_to and created_from > created_to:
+            raise serializers.ValidationError({"created_to": "must not be before created_from"})
+        return attrs
+
+
+@dataclass(frozen=True)
+class OperationListQuery:
+    filters: OperationFilters
+    limit: int
+    after: tuple[datetime, str] | None
+
+
+def operation_list_query_parse(params: Any) -> OperationListQuery:
+    """Validates the list's query parameters (a QueryDict); RequestInvalid (400) lists every fault.
+
+    An unknown parameter is an error rather than silently ignored, and so is a repeated one.
+    """
+    errors: list[dict[str, str]] = []
+    known = OperationListQuerySerializer().fields
+    for name in params:
+        if name not in known:
+            errors.append({"field": name, "message": "unknown query parameter"})
+        elif len(params.getlist(name)) > 1:
+            errors.append({"field": name, "message": "give this parameter once"})
+    data = {name: params.get(name) for name in params if name in known}
+    serializer = OperationListQuerySerializer(data=data)
+    if not serializer.is_valid():
+        for field, messages in serializer.errors.items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                errors.append({"field": "" if field == "non_field_errors" else field, "message": str(message)})
+    if errors:
+        raise RequestInvalid(errors, "The query parameters are invalid.")
+    values = serializer.validated_data
+    return OperationListQuery(
+        filters=OperationFilters(
+            status=values.get("status"),
+            operation_type=values.get("operation_type"),
+            correlation_id=values.get("correlation_id"),
+            created_from=values.get("created_from"),
+            created_to=values.get("created_to"),
+        ),
+        limit=values["limit"],
+        after=values.get("cursor"),
+    )
+
+
+# --- OpenAPI shapes (documentation only: the resource is encoded by the functions above) -----
+
+# The stored failure codes as a named enum for the schema (the codes themselves live in errors.py).
+OperationFailureCode = StrEnum("OperationFailureCode", {code: code for code in FAILURE_CODES})
+
+
+class OperationErrorSchema(OpenApiModel):
+    """Why an operation FAILED: a stable code (docs/operations.md) and a message for people."""
+
+    model_config = ConfigDict(title="OperationError")
+
+    code: OperationFailureCode  # type: ignore[valid-type]
+    message: str
+    details: dict[str, Any] = Field(
+        description="Code-specific facts, e.g. `errors` for INVALID_STORED_REQUEST, "
+        "`cancelled_while` for OPERATION_CANCELLED."
+    )
+
+
+class OperationSummarySchema(OpenApiModel):
+    """An operation without its result and error (list items)."""
+
+    model_config = ConfigDict(title="OperationSummary")
+
+    operation_id: str = Field(pattern=OPERATION_ID_PATTERN.pattern, json_schema_extra={"example": "dop_6f1c0a9e2b7d4c3f8a5e1d0c9b8a7f6e"})
+    operation_type: OperationType
+    status: OperationStatus
+    is_executable: bool = Field(description="PENDING, and `.../execute` is enabled on this service.")
+    correlation_id: str
+    created_at: datetime = Field(description="UTC with microseconds, e.g. `2026-02-20T12:00:00.123456Z`.")
+    started_at: datetime | None = Field(description="When the current (or last) execution started.")
+    finished_at: datetime | None
+    expires_at: datetime = Field(description="After this instant the operation is gone (404).")
+    attempt: int = Field(ge=0, description="How many executions have started.")
+    status_url: str = Field(json_schema_extra={"example": "/rebalance/operations/dop_6f1c0a9e2b7d4c3f8a5e1d0c9b8a7f6e"})
+    execute_url: str = Field(json_schema_extra={"example": "/rebalance/operations/dop_6f1c0a9e2b7d4c3f8a5e1d0c9b8a7f6e/execute"})
+
+
+class OperationSchema(OperationSummarySchema):
+    """The operation resource; `result` once SUCCEEDED, `error` once FAILED."""
+
+    model_config = ConfigDict(title="Operation")
+
+    result: BatchRebalanceResultSchema | None = Field(
+        description="SUCCEEDED only: exactly what `POST /rebalance/analyze` returns for the same body."
+    )
+    error: OperationErrorSchema | None = Field(description="FAILED only.")
+
+
+class OperationPageSchema(OpenApiModel):
+    """A page of operations, newest first."""
+
+    model_config = ConfigDict(title="OperationPage")
+
+    items: list[OperationSummarySchema]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

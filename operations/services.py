@@ -1,0 +1,546 @@
+"""The only code that creates, changes or deletes operations (spec/api.md sections 2 to 6).
+
+Every state change is ONE conditional UPDATE - `filter(pk=..., status=EXPECTED, ...).update(...)` -
+whose row count says whether this caller won. Losing a race is a normal outcome: it is returned
+(and becomes a 409 at the HTTP edge), never an exception that leaks as a 500, and nothing here
+reads a row and then saves it.
+
+A run is fenced by the attempt number it claimed: the runner's writes (lease renewal, result,
+failure) all filter on `status=RUNNING, attempt=<claimed>`, so once anyone else has moved the row
+on (a cancel that ended it, a lease recovery that took it back), a late result is discarded.
+
+No long transaction is ever held: each statement commits on its own (Django's autocommit), so the
+batch itself runs outside any transaction and readers keep polling while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from dpm_async.problems import RequestInvalid
+from operations.errors import (
+    ENGINE_ERROR,
+    EXECUTION_LEASE_EXPIRED,
+    INVALID_STORED_REQUEST,
+    OPERATION_CANCELLED,
+    ManualExecutionDisabled,
+    OperationCorrelationConflict,
+    OperationNotCancellable,
+    OperationNotExecutable,
+    OperationNotFound,
+    OperationsDisabled,
+    operation_failure,
+)
+from operations.models import (
+    OPERATION_ID_PATTERN,
+    Operation,
+    OperationQuerySet,
+    OperationStatus,
+    OperationType,
+)
+from rebalance.serializers import BatchRequest, batch_request_parse
+from rebalance.services import rebalance_analyze_batch
+
+logger = logging.getLogger(__name__)
+
+INLINE = "INLINE"
+ACCEPT_ONLY = "ACCEPT_ONLY"
+WORKER = "WORKER"
+
+PENDING = OperationStatus.PENDING
+RUNNING = OperationStatus.RUNNING
+SUCCEEDED = OperationStatus.SUCCEEDED
+FAILED = OperationStatus.FAILED
+
+# Fields a status answer needs: everything but the (large) request and result.
+STATUS_FIELDS = (
+    "id", "operation_type", "status", "correlation_id", "created_at", "started_at", "finished_at",
+    "expires_at", "attempt",
+)
+
+PURGE_BATCH_SIZE = 1000
+
+# How often a lost race is retried before giving up (each retry means someone else moved the row
+# in the few microseconds between two statements; two in a row do not happen in practice).
+_RACE_RETRIES = 5
+
+
+# --- settings, read at call time -------------------------------------------------------------
+
+def execution_mode() -> str:
+    """`DPM_ASYNC_EXECUTION_MODE`; settings.py already fell back to INLINE on a bad value."""
+    mode = str(settings.DPM_ASYNC_EXECUTION_MODE).strip().upper()
+    return mode if mode in (INLINE, ACCEPT_ONLY, WORKER) else INLINE
+
+
+def _ttl() -> timedelta:
+    return timedelta(seconds=settings.DPM_ASYNC_OPERATIONS_TTL_SECONDS)
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.DPM_ASYNC_EXECUTION_LEASE_SECONDS)
+
+
+def manual_execution_enabled() -> bool:
+    return bool(settings.DPM_ASYNC_MANUAL_EXECUTION_ENABLED)
+
+
+def operations_enabled_check() -> None:
+    """Raises OperationsDisabled (404) when the operations API is switched off."""
+    if not settings.DPM_ASYNC_OPERATIONS_ENABLED:
+        raise OperationsDisabled()
+
+
+def manual_execution_check() -> None:
+    """Raises ManualExecutionDisabled (404) when `.../execute` is switched off."""
+    if not manual_execution_enabled():
+        raise ManualExecutionDisabled()
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+def _live(now: datetime | None = None) -> OperationQuerySet:
+    return Operation.objects.live(now or timezone.now())
+
+
+def operation_get(operation_id: str) -> Operation:
+    """The operation with its result and error, in one query; 404 when unknown or expired.
+
+    The request is not loaded: no answer shows it.
+    """
+    if not OPERATION_ID_PATTERN.fullmatch(operation_id):
+        raise OperationNotFound()
+    operation = _live().defer("request").filter(pk=operation_id).first()
+    if operation is None:
+        raise OperationNotFound()
+    return operation
+
+
+def operation_get_by_correlation(correlation_id: str) -> Operation:
+    """The one live operation carrying `correlation_id` (unique), with its result and error."""
+    operation = _live().defer("request").filter(correlation_id=correlation_id).first()
+    if operation is None:
+        raise OperationNotFound()
+    return operation
+
+
+def _operation_status(operation_id: str) -> Operation | None:
+    return _live().only(*STATUS_FIELDS).filter(pk=operation_id).first()
+
+
+@dataclass(frozen=True)
+class OperationFilters:
+    status: str | None = None
+    operation_type: str | None = None
+    correlation_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OperationPage:
+    items: list[Operation]
+    # (created_at, id) of the last item when there are more, else None.
+    next_key: tuple[datetime, str] | None
+
+
+def operations_list(
+    filters: OperationFilters, *, limit: int, after: tuple[datetime, str] | None = None
+) -> OperationPage:
+    """Live operations newest first, keyset-paged on (created_at, id); one query, no payloads.
+
+    `after` is the (created_at, id) of the last row of the previous page. The keyset predicate is
+    written `created_at <= c AND (created_at < c OR id < i)` so that the database can start the
+    index scan at the cursor instead of filtering its way down from the top.
+    """
+    queryset = _live().only(*STATUS_FIELDS)
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.operation_type:
+        queryset = queryset.filter(operation_type=filters.operation_type)
+    if filters.correlation_id:
+        queryset = queryset.filter(correlation_id=filters.correlation_id)
+    if filters.created_from:
+        queryset = queryset.filter(created_at__gte=filters.created_from)
+    if filters.created_to:
+        queryset = queryset.filter(created_at__lte=filters.created_to)
+    if after is not None:
+        created_at, operation_id = after
+        queryset = queryset.filter(
+            Q(created_at__lte=created_at) & (Q(created_at__lt=created_at) | Q(id__lt=operation_id))
+        )
+    rows = list(queryset.order_by("-created_at", "-id")[: limit + 1])
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return OperationPage(rows, (rows[-1].created_at, rows[-1].id))
+    return OperationPage(rows, None)
+
+
+# --- submit ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Submission:
+    operation: Operation
+    # True when an identical earlier submission was returned instead of creating an operation.
+    replayed: bool
+
+
+def operation_submit(batch: BatchRequest, *, correlation_id: str) -> Submission:
+    """Stores `batch` as a PENDING operation, or returns the one already under `correlation_id`.
+
+    Same correlation id and same request fingerprint: the existing operation (replayed). Same
+    correlation id, different request: OperationCorrelationConflict (409). Then, by mode: INLINE
+    runs it here and returns it finished; ACCEPT_ONLY leaves it PENDING for `.../execute`; WORKER
+    leaves it PENDING and hands it to `operation_enqueue` once the row is committed.
+    """
+    mode = execution_mode()
+    operation, created = _operation_insert_or_existing(
+        correlation_id=correlation_id,
+        request=batch.canonical_json(),
+        request_fingerprint=batch.fingerprint(),
+    )
+    if not created:
+        return Submission(operation=operation, replayed=True)
+    if mode == INLINE:
+        attempt = operation_claim(operation)
+        if attempt is not None:
+            _operation_run(operation.id, operation.correlation_id, attempt, batch)
+        return Submission(operation=_reload(operation.id), replayed=False)
+    if mode == WORKER:
+        transaction.on_commit(lambda: operation_enqueue(operation))
+    return Submission(operation=operation, replayed=False)
+
+
+def _operation_insert_or_existing(
+    *, correlation_id: str, request: bytes, request_fingerprint: str
+) -> tuple[Operation, bool]:
+    """Inserts a PENDING operation, or returns the identical one (with its result) already there.
+
+    It relies on the unique correlation id rather than a pre-check: two identical submissions
+    racing both try the INSERT; the database lets one through and the other gets an
+    IntegrityError, reads the winner and replays it. An expired operation holding the correlation
+    id is gone for every endpoint, so it must not block reuse: it is deleted (only if still
+    expired, in one statement) and the insert is tried again.
+    """
+    for _ in range(_RACE_RETRIES):
+        now = timezone.now()
+        try:
+            # The savepoint keeps an outer transaction (tests, ATOMIC_REQUESTS) usable after the
+            # IntegrityError.
+            with transaction.atomic():
+                operation = Operation.objects.create(
+                    operation_type=OperationType.ANALYZE_SCENARIOS,
+                    status=PENDING,
+                    correlation_id=correlation_id,
+                    request=request,
+                    request_fingerprint=request_fingerprint,
+                    created_at=now,
+                    expires_at=now + _ttl(),
+                )
+            return operation, True
+        except IntegrityError:
+            existing = (
+                Operation.objects.only("id", "request_fingerprint", "expires_at")
+                .filter(correlation_id=correlation_id)
+                .first()
+            )
+        if existing is None:
+            continue  # purged between our INSERT and this read: insert again
+        if existing.expires_at <= now:
+            Operation.objects.filter(pk=existing.pk, expires_at__lte=now).only("pk").delete()
+            continue
+        if existing.request_fingerprint == request_fingerprint:
+            replayed = Operation.objects.defer("request").filter(pk=existing.pk).first()
+            if replayed is None:
+                continue  # purged meanwhile: insert again
+            return replayed, False
+        raise OperationCorrelationConflict(correlation_id, existing.id, existing.status_url)
+    raise RuntimeError(f"could not insert or find the operation for correlation id {correlation_id!r}")
+
+
+def _reload(operation_id: str) -> Operation:
+    """The row as stored now (without the request), whatever happened to it meanwhile."""
+    operation = Operation.objects.defer("request").filter(pk=operation_id).first()
+    if operation is None:
+        raise OperationNotFound()  # deleted by hand meanwhile: expiry never removes a fresh row
+    return operation
+
+
+def operation_enqueue(operation: Operation) -> None:
+    """WORKER mode's hand-off, called once the PENDING row is committed.
+
+    This is the seam for the worker issue, which makes it enqueue the django.tasks task that claims
+    and runs the operation (operations/tasks.py). Until then it does nothing: a WORKER-mode
+    operation stays PENDING, like in ACCEPT_ONLY mode, and `.../execute` can run it.
+    """
+
+
+# --- claim, run, finish ----------------------------------------------------------------------
+
+def operation_claim(operation: Operation, *, now: datetime | None = None) -> int | None:
+    """PENDING -> RUNNING in one conditional UPDATE; returns the claimed attempt, None if lost.
+
+    The UPDATE also checks the attempt count read with `operation`, so the number returned is the
+    claimer's fencing token even if the row went PENDING -> RUNNING -> PENDING in between.
+    """
+    now = now or timezone.now()
+    attempt = operation.attempt + 1
+    lease_end = now + _lease()
+    claimed = Operation.objects.filter(
+        pk=operation.pk, status=PENDING, attempt=operation.attempt, expires_at__gt=now
+    ).update(
+        status=RUNNING,
+        attempt=attempt,
+        started_at=now,
+        lease_expires_at=lease_end,
+        expires_at=lease_end + _ttl(),
+        cancel_requested=False,
+    )
+    return attempt if claimed == 1 else None
+
+
+def operation_execute(operation_id: str) -> Operation:
+    """Claims a PENDING operation and runs it in the caller's thread; returns it finished.
+
+    OperationNotFound when unknown or expired; OperationNotExecutable (409) when it is not PENDING
+    or another caller claimed it first. A run that fails still returns (the failure is in `error`).
+    """
+    operation = _operation_status(operation_id) if OPERATION_ID_PATTERN.fullmatch(operation_id) else None
+    if operation is None:
+        raise OperationNotFound()
+    if operation.status != PENDING:
+        raise OperationNotExecutable(operation.id, operation.status)
+    attempt = operation_claim(operation)
+    if attempt is None:
+        current = _operation_status(operation_id)
+        if current is None:
+            raise OperationNotFound()
+        raise OperationNotExecutable(current.id, current.status)
+    operation_run_claimed(operation.id, attempt)
+    return _reload(operation.id)
+
+
+def operation_run_claimed(operation_id: str, attempt: int) -> None:
+    """Runs an operation this caller claimed as `attempt`, from its stored request, to the end."""
+    stored = Operation.objects.filter(pk=operation_id).values_list("request", "correlation_id").first()
+    if stored is None:
+        return  # deleted under us: nothing left to report to
+    request_text, correlation_id = stored
+    try:
+        batch = batch_request_parse(json.loads(request_text, parse_float=Decimal))
+    except RequestInvalid as invalid:
+        operation_fail(
+            operation_id,
+            attempt,
+            operation_failure(
+                INVALID_STORED_REQUEST,
+                "The stored request no longer passes validation; submit it again.",
+                {"errors": invalid.errors},
+            ),
+        )
+        return
+    except (ValueError, TypeError):  # not JSON at all (the column was edited by hand)
+        operation_fail(
+            operation_id,
+            attempt,
+            operation_failure(INVALID_STORED_REQUEST, "The stored request is not a valid JSON document."),
+        )
+        return
+    _operation_run(operation_id, correlation_id, attempt, batch)
+
+
+class _RunStopped(Exception):
+    """Raised between scenarios when the row no longer belongs to this run (cancelled or lost)."""
+
+
+def _operation_run(operation_id: str, correlation_id: str, attempt: int, batch: BatchRequest) -> None:
+    """Runs the batch of a claimed operation and records the outcome (or discards it if fenced)."""
+    def before_scenario(_name: str) -> None:
+        _operation_heartbeat(operation_id, attempt)
+
+    try:
+        result = rebalance_analyze_batch(batch, correlation_id=correlation_id, before_scenario=before_scenario)
+    except _RunStopped:
+        _operation_stop(operation_id, attempt)
+        return
+    except Exception:
+        # The batch as a whole could not run. The traceback goes to the log (with the correlation
+        # id); the stored error is a fixed message, never the exception's text.
+        logger.exception("operation %s attempt %s failed", operation_id, attempt)
+        operation_fail(
+            operation_id,
+            attempt,
+            operation_failure(
+                ENGINE_ERROR,
+                f"The batch could not be run because of an internal error; the service log has the "
+                f"details under correlation id {correlation_id}.",
+            ),
+        )
+        return
+    operation_complete(operation_id, attempt, result)
+
+
+def _operation_heartbeat(operation_id: str, attempt: int) -> None:
+    """Between scenarios: renews the lease, or stops the run if it was cancelled or taken away.
+
+    One conditional UPDATE both checks and renews, so a cancel or a lease recovery is seen before
+    the next scenario starts.
+    """
+    now = timezone.now()
+    lease_end = now + _lease()
+    renewed = Operation.objects.filter(
+        pk=operation_id, status=RUNNING, attempt=attempt, cancel_requested=False
+    ).update(lease_expires_at=lease_end, expires_at=lease_end + _ttl())
+    if renewed != 1:
+        raise _RunStopped()
+
+
+def _cancelled_failure(while_status: str) -> dict[str, Any]:
+    return operation_failure(
+        OPERATION_CANCELLED, "The operation was cancelled.", {"cancelled_while": while_status}
+    )
+
+
+def _terminal_fields(now: datetime) -> dict[str, Any]:
+    return {"finished_at": now, "expires_at": now + _ttl(), "lease_expires_at": None, "cancel_requested": False}
+
+
+def _operation_stop(operation_id: str, attempt: int) -> bool:
+    """Ends a run that was asked to cancel as FAILED OPERATION_CANCELLED; a fenced run ends silently."""
+    now = timezone.now()
+    stopped = Operation.objects.filter(
+        pk=operation_id, status=RUNNING, attempt=attempt, cancel_requested=True
+    ).update(status=FAILED, error=_cancelled_failure(RUNNING), **_terminal_fields(now))
+    if stopped != 1:
+        logger.info("operation %s attempt %s lost its lease; its run is discarded", operation_id, attempt)
+    return stopped == 1
+
+
+def operation_complete(operation_id: str, attempt: int, result: bytes) -> bool:
+    """RUNNING -> SUCCEEDED with the encoded result, if this run still owns the row.
+
+    A cancel that arrived during the last scenario wins: the run ends cancelled, since the caller
+    was told it would. Returns whether this run's outcome was recorded.
+    """
+    now = timezone.now()
+    try:
+        completed = Operation.objects.filter(
+            pk=operation_id, status=RUNNING, attempt=attempt, cancel_requested=False
+        ).update(status=SUCCEEDED, result=result, **_terminal_fields(now))
+    except Exception:
+        # Storing the result itself failed (the database refused it): the operation must still end.
+        logger.exception("storing the result of operation %s failed", operation_id)
+        return operation_fail(
+            operation_id,
+            attempt,
+            operation_failure(ENGINE_ERROR, "The result could not be stored."),
+        )
+    if completed == 1:
+        return True
+    return _operation_stop(operation_id, attempt)
+
+
+def operation_fail(operation_id: str, attempt: int, error: dict[str, Any]) -> bool:
+    """RUNNING -> FAILED with `error`, if this run still owns the row. Returns whether it did."""
+    now = timezone.now()
+    failed = Operation.objects.filter(pk=operation_id, status=RUNNING, attempt=attempt).update(
+        status=FAILED, error=error, **_terminal_fields(now)
+    )
+    return failed == 1
+
+
+# --- cancel ----------------------------------------------------------------------------------
+
+def operation_cancel(operation_id: str) -> Operation:
+    """Cancels an unfinished operation and returns it.
+
+    PENDING -> FAILED OPERATION_CANCELLED at once. RUNNING -> flagged: the runner stops before its
+    next scenario (or instead of recording its result) and ends FAILED OPERATION_CANCELLED; the
+    answer shows it still RUNNING. Terminal -> OperationNotCancellable (409). Each step is one
+    conditional UPDATE; if the row moves between them the steps are tried again.
+    """
+    if not OPERATION_ID_PATTERN.fullmatch(operation_id):
+        raise OperationNotFound()
+    for _ in range(_RACE_RETRIES):
+        now = timezone.now()
+        live = Operation.objects.live(now).filter(pk=operation_id)
+        if live.filter(status=PENDING).update(status=FAILED, error=_cancelled_failure(PENDING), **_terminal_fields(now)):
+            break
+        if live.filter(status=RUNNING).update(cancel_requested=True):
+            break
+        current = _operation_status(operation_id)
+        if current is None:
+            raise OperationNotFound()
+        if current.is_terminal:
+            raise OperationNotCancellable(current.id, current.status)
+        # It went PENDING -> RUNNING (or back) between the two statements: try again.
+    return operation_get(operation_id)
+
+
+# --- expiry ----------------------------------------------------------------------------------
+
+def operations_recover_expired_leases(*, now: datetime | None = None, dry_run: bool = False) -> int:
+    """Settles RUNNING operations whose runner died (its lease ran out); returns how many.
+
+    Cancel requested -> FAILED OPERATION_CANCELLED; attempts used up (DPM_ASYNC_MAX_ATTEMPTS) ->
+    FAILED EXECUTION_LEASE_EXPIRED; otherwise back to PENDING, to be executed again. Each is one
+    conditional UPDATE over the (small) set of RUNNING rows with a lapsed lease; a runner that
+    comes back later finds its attempt fenced off and its result is discarded.
+    """
+    now = now or timezone.now()
+    stale = Operation.objects.lease_expired(now)
+    if dry_run:
+        return stale.count()
+    max_attempts = settings.DPM_ASYNC_MAX_ATTEMPTS
+    cancelled = stale.filter(cancel_requested=True).update(
+        status=FAILED, error=_cancelled_failure(RUNNING), **_terminal_fields(now)
+    )
+    exhausted = stale.filter(attempt__gte=max_attempts).update(
+        status=FAILED,
+        error=operation_failure(
+            EXECUTION_LEASE_EXPIRED,
+            "The operation's runner stopped responding on every attempt; it was given up.",
+            {"max_attempts": max_attempts},
+        ),
+        **_terminal_fields(now),
+    )
+    requeued = stale.filter(attempt__lt=max_attempts).update(
+        status=PENDING, started_at=None, lease_expires_at=None, expires_at=now + _ttl(), cancel_requested=False
+    )
+    return cancelled + exhausted + requeued
+
+
+def operations_purge_expired(
+    *, batch_size: int = PURGE_BATCH_SIZE, dry_run: bool = False, now: datetime | None = None
+) -> int:
+    """Deletes expired operations that are not RUNNING, `batch_size` rows per statement.
+
+    Each round is one `DELETE ... WHERE id IN (SELECT id ... ORDER BY expires_at LIMIT n)` on the
+    partial purge index, committed on its own, so memory stays flat, locks stay short and the
+    service keeps running. The expiry condition is repeated on the outer DELETE, so a row that
+    changed since the inner SELECT is left alone. Returns how many rows were deleted (with
+    `dry_run`, how many would be).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    now = now or timezone.now()
+    candidates = Operation.objects.purgeable(now)
+    if dry_run:
+        return candidates.count()
+    total = 0
+    while True:
+        batch_ids = candidates.order_by("expires_at").values("pk")[:batch_size]
+        deleted, _ = Operation.objects.purgeable(now).filter(pk__in=batch_ids).only("pk").delete()
+        total += deleted
+        if deleted < batch_size:
+            return total

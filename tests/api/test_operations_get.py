@@ -1,0 +1,161 @@
+"""GET /rebalance/operations/{id} and /by-correlation/{correlation_id} (api.md sections 2 and 6)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from operations.models import Operation, OperationStatus
+from tests.operations.factories import operation_row, parse
+
+pytestmark = pytest.mark.django_db
+
+
+def instant(value) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def resource(operation: Operation, **overrides) -> dict:
+    body = {
+        "operation_id": operation.id,
+        "operation_type": "ANALYZE_SCENARIOS",
+        "status": operation.status,
+        "is_executable": operation.status == OperationStatus.PENDING,
+        "correlation_id": operation.correlation_id,
+        "created_at": instant(operation.created_at),
+        "started_at": operation.started_at and instant(operation.started_at),
+        "finished_at": operation.finished_at and instant(operation.finished_at),
+        "expires_at": instant(operation.expires_at),
+        "attempt": operation.attempt,
+        "status_url": f"/rebalance/operations/{operation.id}",
+        "execute_url": f"/rebalance/operations/{operation.id}/execute",
+        "result": None,
+        "error": None,
+    }
+    body.update(overrides)
+    return body
+
+
+def not_found(correlation_id: str) -> dict:
+    return {
+        "type": "https://dpm-async.dev/problems/dpm-async-operation-not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "No such operation (it may have expired).",
+        "code": "DPM_ASYNC_OPERATION_NOT_FOUND",
+        "correlation_id": correlation_id,
+    }
+
+
+def test_get_pending_operation_with_retry_after(client):
+    operation = operation_row(correlation_id="get-1")
+    response = client.get(f"/rebalance/operations/{operation.id}", headers={"X-Correlation-Id": "poll-1"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "1"
+    assert response["X-Correlation-Id"] == "poll-1"
+    assert "Location" not in response
+    assert parse(response) == resource(operation)
+
+
+def test_get_running_operation_with_retry_after(client):
+    operation = operation_row(status=OperationStatus.RUNNING)
+    response = client.get(f"/rebalance/operations/{operation.id}")
+    assert response["Retry-After"] == "1"
+    assert parse(response) == resource(operation)
+
+
+def test_get_succeeded_operation_with_its_result(client):
+    operation = operation_row(status=OperationStatus.SUCCEEDED, result='{"b": "1.10", "a": [1, 2.50]}')
+    response = client.get(f"/rebalance/operations/{operation.id}")
+    assert response.status_code == 200
+    assert "Retry-After" not in response
+    assert parse(response) == resource(operation, result={"b": "1.10", "a": [1, 2.50]})
+    # The stored text is spliced in as is: key order and number text survive.
+    assert b'"result":{"b": "1.10", "a": [1, 2.50]},"error":null}' in response.content
+
+
+def test_get_failed_operation_with_its_error(client):
+    error = {"code": "OPERATION_CANCELLED", "message": "The operation was cancelled.",
+             "details": {"cancelled_while": "PENDING"}}
+    operation = operation_row(status=OperationStatus.FAILED, error=error)
+    response = client.get(f"/rebalance/operations/{operation.id}")
+    assert "Retry-After" not in response
+    assert parse(response) == resource(operation, error=error)
+
+
+@pytest.mark.parametrize("operation_id", ["dop_" + "0" * 32, "dop_nothex", "unknown", "by-correlation"])
+def test_unknown_operation_is_404(client, operation_id):
+    response = client.get(f"/rebalance/operations/{operation_id}", headers={"X-Correlation-Id": "nf-1"})
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert parse(response) == not_found("nf-1")
+
+
+def test_by_correlation_returns_the_operation(client):
+    operation = operation_row(correlation_id="orch.77-a_b")
+    response = client.get("/rebalance/operations/by-correlation/orch.77-a_b")
+    assert response.status_code == 200
+    assert response["Retry-After"] == "1"
+    assert parse(response) == resource(operation)
+
+
+def test_by_correlation_is_exact(client):
+    operation_row(correlation_id="orch-8")
+    response = client.get("/rebalance/operations/by-correlation/ORCH-8", headers={"X-Correlation-Id": "nf-2"})
+    assert response.status_code == 404
+    assert parse(response) == not_found("nf-2")
+
+
+def test_unknown_correlation_is_404(client):
+    response = client.get("/rebalance/operations/by-correlation/nobody", headers={"X-Correlation-Id": "nf-3"})
+    assert parse(response) == not_found("nf-3")
+
+
+def test_an_expired_operation_is_gone_everywhere_before_it_is_purged(client):
+    past = timezone.now() - timedelta(days=2)
+    operation = operation_row(correlation_id="expired-1", created_at=past)
+    assert Operation.objects.filter(pk=operation.id).exists()
+    headers = {"X-Correlation-Id": "nf-4"}
+    for response in (
+        client.get(f"/rebalance/operations/{operation.id}", headers=headers),
+        client.get("/rebalance/operations/by-correlation/expired-1", headers=headers),
+        client.post(f"/rebalance/operations/{operation.id}/execute", headers=headers),
+        client.post(f"/rebalance/operations/{operation.id}/cancel", headers=headers),
+    ):
+        assert response.status_code == 404
+        assert parse(response) == not_found("nf-4")
+    assert parse(client.get("/rebalance/operations"))["items"] == []
+    assert Operation.objects.get(pk=operation.id).status == OperationStatus.PENDING  # untouched
+
+
+def test_an_operation_expires_at_its_instant(client):
+    now = timezone.now()
+    operation = operation_row(created_at=now - timedelta(hours=1), ttl=timedelta(hours=1, seconds=30))
+    assert client.get(f"/rebalance/operations/{operation.id}").status_code == 200
+    Operation.objects.filter(pk=operation.id).update(expires_at=timezone.now())
+    assert client.get(f"/rebalance/operations/{operation.id}").status_code == 404
+
+
+def test_get_is_one_query(client, django_assert_num_queries):
+    operation = operation_row(status=OperationStatus.SUCCEEDED)
+    with django_assert_num_queries(1):
+        response = client.get(f"/rebalance/operations/{operation.id}")
+    assert response.status_code == 200
+
+
+def test_by_correlation_is_one_query(client, django_assert_num_queries):
+    operation_row(correlation_id="q-1")
+    with django_assert_num_queries(1):
+        response = client.get("/rebalance/operations/by-correlation/q-1")
+    assert response.status_code == 200
+
+
+def test_get_does_not_load_the_stored_request(client, django_assert_num_queries):
+    operation = operation_row()
+    with django_assert_num_queries(1) as captured:
+        client.get(f"/rebalance/operations/{operation.id}")
+    select = captured.captured_queries[0]["sql"]
+    assert '"request"' not in select.replace('"request_fingerprint"', "")

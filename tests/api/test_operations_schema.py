@@ -1,0 +1,65 @@
+"""The OpenAPI document describes every operations endpoint, response, header and error code."""
+
+from __future__ import annotations
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+
+from operations import errors
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+EXPECTED = {
+    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "404", "409", "413", "415"},
+    ("/rebalance/operations", "get"): {"200", "400", "404"},
+    ("/rebalance/operations/{operation_id}", "get"): {"200", "404"},
+    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "404"},
+    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "404", "409"},
+    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "404", "409"},
+}
+
+
+def test_every_endpoint_and_status_is_documented(schema):
+    for (path, method), statuses in EXPECTED.items():
+        responses = schema["paths"][path][method]["responses"]
+        assert set(responses) == statuses, (path, method)
+        for status, response in responses.items():
+            media = "application/problem+json" if int(status) >= 400 else "application/json"
+            assert list(response["content"]) == [media], (path, method, status)
+            assert "X-Correlation-Id" in response["headers"]
+
+
+def test_submit_documents_its_headers(schema):
+    responses = schema["paths"]["/rebalance/analyze/async"]["post"]["responses"]
+    assert set(responses["202"]["headers"]) == {"X-Correlation-Id", "Location", "Retry-After"}
+    assert set(responses["200"]["headers"]) == {"X-Correlation-Id", "Location", "Retry-After", "Idempotent-Replayed"}
+    assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OperationSchema"}
+
+
+def test_every_problem_code_is_named_in_the_document(schema):
+    text = str(schema["paths"])
+    for code in (errors.OPERATIONS_DISABLED, errors.MANUAL_EXECUTION_DISABLED, errors.OPERATION_NOT_FOUND,
+                 errors.OPERATION_NOT_EXECUTABLE, errors.OPERATION_NOT_CANCELLABLE,
+                 errors.OPERATION_CORRELATION_CONFLICT):
+        assert f"`{code}`" in text, code
+    assert schema["components"]["schemas"]["OperationFailureCode"]["enum"] == list(errors.FAILURE_CODES)
+
+
+def test_the_resource_fields_are_documented_in_order(schema):
+    resource = schema["components"]["schemas"]["OperationSchema"]
+    assert list(resource["properties"]) == [
+        "operation_id", "operation_type", "status", "is_executable", "correlation_id", "created_at", "started_at",
+        "finished_at", "expires_at", "attempt", "status_url", "execute_url", "result", "error",
+    ]
+    assert schema["components"]["schemas"]["OperationStatus"]["enum"] == ["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
+
+
+def test_the_list_documents_its_query_parameters(schema):
+    parameters = schema["paths"]["/rebalance/operations"]["get"]["parameters"]
+    assert {p["name"] for p in parameters if p["in"] == "query"} == {
+        "status", "operation_type", "correlation_id", "created_from", "created_to", "limit", "cursor",
+    }

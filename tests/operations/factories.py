@@ -1,0 +1,132 @@
+"""Request bodies, stored rows and response normalisation shared by the operations tests."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from operations.models import Operation, OperationStatus, OperationType, operation_id_generate
+from rebalance.serializers import batch_request_parse
+
+ASYNC_URL = "/rebalance/analyze/async"
+LIST_URL = "/rebalance/operations"
+
+OPERATION_ID_RE = re.compile(r"dop_[0-9a-f]{32}")
+INSTANT_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+def batch_body(**scenarios: dict[str, Any]) -> dict[str, Any]:
+    """A small USD portfolio (10,000 USD: 40 AAA at 50 and 8,000 cash); runs in milliseconds."""
+    return {
+        "portfolio_snapshot": {
+            "portfolio_id": "pf_ops",
+            "base_currency": "USD",
+            "positions": [{"instrument_id": "AAA", "quantity": "40"}],
+            "cash_balances": [{"currency": "USD", "amount": "8000.00"}],
+        },
+        "market_data_snapshot": {
+            "prices": [
+                {"instrument_id": "AAA", "price": "50.00", "currency": "USD"},
+                {"instrument_id": "BBB", "price": "25.00", "currency": "USD"},
+            ],
+            "fx_rates": [],
+        },
+        "model_portfolio": {
+            "targets": [
+                {"instrument_id": "AAA", "weight": "0.5"},
+                {"instrument_id": "BBB", "weight": "0.3"},
+            ]
+        },
+        "shelf_entries": [
+            {"instrument_id": "AAA", "status": "APPROVED", "asset_class": "EQUITY"},
+            {"instrument_id": "BBB", "status": "APPROVED", "asset_class": "FIXED_INCOME"},
+        ],
+        "scenarios": scenarios or {"baseline": {"options": {}}},
+    }
+
+
+def submit(client: Any, body: Any = None, **headers: str) -> Any:
+    data = json.dumps(batch_body() if body is None else body)
+    return client.post(ASYNC_URL, data=data, content_type="application/json", headers=headers)
+
+
+def parse(response: Any) -> Any:
+    return json.loads(response.content, parse_float=Decimal)
+
+
+def operation_row(
+    *,
+    status: str = OperationStatus.PENDING,
+    correlation_id: str | None = None,
+    created_at: datetime | None = None,
+    ttl: timedelta = timedelta(days=1),
+    body: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Operation:
+    """Stores an operation directly (a fixture for tests that need a row in a given state).
+
+    Fills in what the constraints require for `status`: a result when SUCCEEDED, an error when
+    FAILED, started/finished/lease timestamps as the status implies.
+    """
+    now = created_at or timezone.now()
+    batch = batch_request_parse(body or batch_body())
+    values: dict[str, Any] = {
+        "id": operation_id_generate(),
+        "operation_type": OperationType.ANALYZE_SCENARIOS,
+        "status": status,
+        "correlation_id": correlation_id or f"corr-{operation_id_generate()[4:]}",
+        "request": batch.canonical_json(),
+        "request_fingerprint": batch.fingerprint(),
+        "created_at": now,
+        "expires_at": now + ttl,
+    }
+    if status in (OperationStatus.RUNNING, OperationStatus.SUCCEEDED):
+        values.update(started_at=now, attempt=1)
+    if status == OperationStatus.RUNNING:
+        values.update(lease_expires_at=now + timedelta(minutes=5))
+    if status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
+        values.update(finished_at=now)
+    if status == OperationStatus.SUCCEEDED:
+        values.update(result='{"stored": "result"}')
+    if status == OperationStatus.FAILED:
+        values.update(error={"code": "ENGINE_ERROR", "message": "stored failure", "details": {}})
+    values.update(fields)
+    return Operation.objects.create(**values)
+
+
+def normalised(body: dict[str, Any]) -> dict[str, Any]:
+    """The resource with its generated values replaced by placeholders, after checking their format.
+
+    Ids become `<id>`, timestamps `<instant>`, and the ids inside a batch result (run ids, batch
+    ids, their derived ids) `<run>`, so whole bodies can be compared.
+    """
+    out = dict(body)
+    assert OPERATION_ID_RE.fullmatch(out["operation_id"]), out["operation_id"]
+    operation_id = out["operation_id"]
+    out["operation_id"] = "<id>"
+    for key in ("created_at", "started_at", "finished_at", "expires_at"):
+        if key in out and out[key] is not None:
+            assert INSTANT_RE.fullmatch(out[key]), out[key]
+            out[key] = "<instant>"
+    for key in ("status_url", "execute_url"):
+        if key in out:
+            out[key] = out[key].replace(operation_id, "<id>")
+    if out.get("result") is not None:
+        out["result"] = result_normalised(out["result"])
+    return out
+
+
+_RUN_ID_RE = re.compile(r"(rr_[0-9a-f]{8}|batch_[0-9a-f]{8})")
+
+
+def result_normalised(result: dict[str, Any]) -> dict[str, Any]:
+    """A BatchRebalanceResult without its random run ids and its run time."""
+    text = _RUN_ID_RE.sub("<run>", json.dumps(result, default=str))
+    out = json.loads(text)
+    out["run_at_utc"] = "<instant>"
+    return out

@@ -1,0 +1,113 @@
+"""The support console at /admin/ (api.md section 8): read-only, searchable, actions via services."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.utils import timezone
+
+from operations import admin as operations_admin
+from operations.models import Operation, OperationStatus
+from tests.operations.factories import operation_row
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/operations/operation/"
+
+
+@pytest.fixture
+def staff(client):
+    user = User.objects.create_superuser("support", "support@example.com", "pw")
+    client.force_login(user)
+    return client
+
+
+def test_changelist_lists_without_loading_payloads(staff, django_assert_max_num_queries):
+    operation_row(status=OperationStatus.SUCCEEDED, result=json.dumps({"huge": "x" * 1000}))
+    with django_assert_max_num_queries(12) as captured:
+        response = staff.get(CHANGELIST)
+    assert response.status_code == 200
+    for query in captured.captured_queries:
+        if "operations_operation" in query["sql"]:
+            assert '"result"' not in query["sql"] and '."request"' not in query["sql"]
+
+
+def test_changelist_filters_and_search(staff):
+    pending = operation_row(correlation_id="find-me")
+    done = operation_row(status=OperationStatus.SUCCEEDED)
+    expired = operation_row(created_at=timezone.now() - timedelta(days=3))
+
+    def listed(query: str) -> set[str]:
+        response = staff.get(CHANGELIST + query)
+        assert response.status_code == 200
+        return {o.id for o in response.context["cl"].result_list}
+
+    assert listed("?status__exact=SUCCEEDED") == {done.id}
+    assert listed("?operation_type__exact=ANALYZE_SCENARIOS") == {pending.id, done.id, expired.id}
+    assert listed("?q=find-me") == {pending.id}
+    assert listed(f"?q={done.id}") == {done.id}
+    assert listed("?q=find") == set()  # exact match only: both columns are indexed
+    assert listed("?expiry=expired") == {expired.id}
+    assert listed("?expiry=live") == {pending.id, done.id}
+
+
+def test_detail_is_read_only_with_formatted_json(staff):
+    error = {"code": "ENGINE_ERROR", "message": "The batch could not be run.", "details": {}}
+    operation = operation_row(status=OperationStatus.FAILED, error=error)
+    response = staff.get(f"{CHANGELIST}{operation.id}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "&quot;code&quot;: &quot;ENGINE_ERROR&quot;" in page
+    assert "&quot;portfolio_snapshot&quot;: {" in page  # the request, indented
+    assert 'name="_save"' not in page  # no form to save
+
+
+def test_detail_shows_only_the_head_of_a_large_result(staff):
+    big = json.dumps({"results": ["x" * 100] * 2000})  # ~200 KB
+    operation = operation_row(status=OperationStatus.SUCCEEDED, result=big)
+    response = staff.get(f"{CHANGELIST}{operation.id}/change/")
+    page = response.content.decode()
+    assert f"Showing the first {operations_admin.PREVIEW_CHARS:,} of {len(big):,} characters" in page
+    assert len(page) < len(big)
+
+
+def test_nothing_can_be_added_changed_or_deleted(staff):
+    operation = operation_row()
+    assert staff.get(CHANGELIST + "add/").status_code == 403
+    assert staff.post(f"{CHANGELIST}{operation.id}/change/", {"status": "SUCCEEDED"}).status_code == 403
+    assert staff.post(f"{CHANGELIST}{operation.id}/delete/", {"post": "yes"}).status_code == 403
+    assert Operation.objects.get(pk=operation.id).status == OperationStatus.PENDING
+
+
+def test_cancel_action_goes_through_the_service(staff):
+    pending = operation_row()
+    done = operation_row(status=OperationStatus.SUCCEEDED)
+    response = staff.post(CHANGELIST, {"action": "cancel_selected", "_selected_action": [pending.id, done.id]},
+                          follow=True)
+    assert response.status_code == 200
+    assert "Cancelled 1 operation(s); 1 already finished or expired." in response.content.decode()
+    assert Operation.objects.get(pk=pending.id).error["code"] == "OPERATION_CANCELLED"
+    assert Operation.objects.get(pk=done.id).status == OperationStatus.SUCCEEDED
+
+
+def test_purge_action_goes_through_the_service(staff):
+    expired = operation_row(created_at=timezone.now() - timedelta(days=3))
+    live = operation_row()
+    response = staff.post(CHANGELIST, {"action": "purge_expired", "_selected_action": [live.id]}, follow=True)
+    assert "Purged 1 expired operation(s)." in response.content.decode()
+    assert list(Operation.objects.values_list("pk", flat=True)) == [live.id]
+    assert not Operation.objects.filter(pk=expired.id).exists()
+
+
+def test_view_only_staff_can_browse_but_not_act(client):
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_operation"))
+    client.force_login(user)
+    operation = operation_row()
+    response = client.get(CHANGELIST)
+    assert response.status_code == 200
+    assert "cancel_selected" not in response.content.decode()
+    assert client.get(f"{CHANGELIST}{operation.id}/change/").status_code == 200

@@ -1,0 +1,325 @@
+"""Every allowed and every forbidden transition of operations/services.py, rows moved underneath."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from operations import services
+from operations.errors import (
+    OperationCorrelationConflict,
+    OperationNotCancellable,
+    OperationNotExecutable,
+    OperationNotFound,
+)
+from operations.models import Operation, OperationStatus
+from rebalance.serializers import batch_request_parse
+from tests.operations.factories import batch_body, operation_row
+
+pytestmark = pytest.mark.django_db
+
+PENDING, RUNNING, SUCCEEDED, FAILED = (OperationStatus.PENDING, OperationStatus.RUNNING,
+                                       OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+ERROR = {"code": "ENGINE_ERROR", "message": "m", "details": {}}
+
+
+def reload(operation: Operation) -> Operation:
+    return Operation.objects.get(pk=operation.pk)
+
+
+# --- PENDING -> RUNNING ----------------------------------------------------------------------
+
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=300, DPM_ASYNC_OPERATIONS_TTL_SECONDS=1000)
+def test_claim_moves_pending_to_running_with_a_lease():
+    operation = operation_row()
+    now = timezone.now()
+    assert services.operation_claim(operation, now=now) == 1
+    stored = reload(operation)
+    assert (stored.status, stored.attempt, stored.started_at) == (RUNNING, 1, now)
+    assert stored.lease_expires_at == now + timedelta(seconds=300)
+    assert stored.expires_at == now + timedelta(seconds=1300)
+
+
+@pytest.mark.parametrize("status", [RUNNING, SUCCEEDED, FAILED])
+def test_claim_of_a_non_pending_operation_is_refused(status):
+    operation = operation_row(status=status)
+    before = reload(operation)
+    assert services.operation_claim(operation) is None
+    after = reload(operation)
+    assert (after.status, after.attempt, after.started_at) == (before.status, before.attempt, before.started_at)
+
+
+def test_claim_with_a_stale_read_is_refused():
+    operation = operation_row()
+    stale = reload(operation)
+    assert services.operation_claim(operation) == 1
+    assert services.operation_claim(stale) is None
+
+
+def test_claim_sees_a_row_that_went_back_to_pending_meanwhile():
+    operation = operation_row()
+    stale = reload(operation)  # attempt 0
+    services.operation_claim(operation)
+    Operation.objects.filter(pk=operation.pk).update(status=PENDING, started_at=None, lease_expires_at=None)
+    assert services.operation_claim(stale) is None  # the attempt moved on: 0 is not its token
+    assert services.operation_claim(reload(operation)) == 2
+
+
+def test_claim_of_an_expired_operation_is_refused():
+    operation = operation_row(created_at=timezone.now() - timedelta(days=2))
+    assert services.operation_claim(operation) is None
+
+
+# --- RUNNING -> SUCCEEDED / FAILED -----------------------------------------------------------
+
+@override_settings(DPM_ASYNC_OPERATIONS_TTL_SECONDS=60)
+def test_complete_moves_running_to_succeeded():
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    assert services.operation_complete(operation.id, attempt, b'{"b":1,"a":"2.0"}') is True
+    stored = reload(operation)
+    assert (stored.status, stored.result, stored.error, stored.lease_expires_at) == (
+        SUCCEEDED, b'{"b":1,"a":"2.0"}', None, None
+    )
+    assert stored.expires_at == stored.finished_at + timedelta(seconds=60)
+
+
+def test_fail_moves_running_to_failed():
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    assert services.operation_fail(operation.id, attempt, ERROR) is True
+    stored = reload(operation)
+    assert (stored.status, stored.error, stored.result) == (FAILED, ERROR, None)
+    assert stored.finished_at is not None and stored.lease_expires_at is None
+
+
+@pytest.mark.parametrize("status", [PENDING, SUCCEEDED, FAILED])
+def test_complete_and_fail_need_a_running_operation(status):
+    operation = operation_row(status=status, attempt=1)
+    before = reload(operation)
+    assert services.operation_complete(operation.id, 1, b"{}") is False
+    assert services.operation_fail(operation.id, 1, ERROR) is False
+    after = reload(operation)
+    assert (after.status, after.result, after.error) == (before.status, before.result, before.error)
+
+
+def test_a_late_writer_never_overwrites_a_terminal_result():
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    assert services.operation_complete(operation.id, attempt, b'{"first":true}') is True
+    assert services.operation_complete(operation.id, attempt, b'{"second":true}') is False
+    assert services.operation_fail(operation.id, attempt, ERROR) is False
+    assert reload(operation).result == b'{"first":true}'
+
+
+def test_a_run_fenced_off_by_a_newer_attempt_is_discarded():
+    operation = operation_row()
+    old_attempt = services.operation_claim(operation)
+    # Its lease ran out and it was taken back and claimed again (attempt 2).
+    Operation.objects.filter(pk=operation.pk).update(status=PENDING, started_at=None, lease_expires_at=None)
+    new_attempt = services.operation_claim(reload(operation))
+    assert services.operation_complete(operation.id, old_attempt, b'{"late":true}') is False
+    assert services.operation_fail(operation.id, old_attempt, ERROR) is False
+    assert services.operation_complete(operation.id, new_attempt, b'{"current":true}') is True
+    assert reload(operation).result == b'{"current":true}'
+
+
+# --- PENDING -> FAILED (cancel) and RUNNING -> FAILED (cancel) -------------------------------
+
+def test_cancel_of_pending_fails_it_at_once():
+    operation = operation_row()
+    cancelled = services.operation_cancel(operation.id)
+    assert cancelled.status == FAILED
+    assert cancelled.error == {"code": "OPERATION_CANCELLED", "message": "The operation was cancelled.",
+                               "details": {"cancelled_while": "PENDING"}}
+    assert (cancelled.started_at, cancelled.attempt) == (None, 0)
+
+
+def test_cancel_of_running_is_a_request_the_run_honours_before_its_next_scenario(monkeypatch):
+    operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}, c={"options": {}}))
+    attempt = services.operation_claim(operation)
+    started = []
+    real = services.rebalance_analyze_batch
+
+    def run_and_cancel_after_first(batch, *, correlation_id, before_scenario):
+        def hook(name):
+            before_scenario(name)
+            started.append(name)
+            if name == "a":
+                services.operation_cancel(operation.id)
+        return real(batch, correlation_id=correlation_id, before_scenario=hook)
+
+    monkeypatch.setattr(services, "rebalance_analyze_batch", run_and_cancel_after_first)
+    services.operation_run_claimed(operation.id, attempt)
+    stored = reload(operation)
+    assert started == ["a"]
+    assert (stored.status, stored.error["code"], stored.result, stored.cancel_requested) == (
+        FAILED, "OPERATION_CANCELLED", None, False
+    )
+
+
+def test_a_cancel_during_the_last_scenario_still_ends_the_run_cancelled():
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    services.operation_cancel(operation.id)
+    assert services.operation_complete(operation.id, attempt, b"{}") is True
+    stored = reload(operation)
+    assert (stored.status, stored.error["details"], stored.result) == (FAILED, {"cancelled_while": "RUNNING"}, None)
+
+
+@pytest.mark.parametrize("status", [SUCCEEDED, FAILED])
+def test_cancel_of_a_finished_operation_is_refused(status):
+    operation = operation_row(status=status)
+    with pytest.raises(OperationNotCancellable):
+        services.operation_cancel(operation.id)
+    assert reload(operation).status == status
+
+
+def test_cancel_of_an_unknown_operation_is_not_found():
+    with pytest.raises(OperationNotFound):
+        services.operation_cancel("dop_" + "a" * 32)
+
+
+# --- execute ---------------------------------------------------------------------------------
+
+def test_execute_that_loses_the_claim_is_not_executable(monkeypatch):
+    operation = operation_row()
+    real_claim = services.operation_claim
+
+    def claim_after_someone_else(op, **kwargs):
+        real_claim(reload(op))  # another caller wins between our read and our UPDATE
+        return real_claim(op, **kwargs)
+
+    monkeypatch.setattr(services, "operation_claim", claim_after_someone_else)
+    with pytest.raises(OperationNotExecutable) as raised:
+        services.operation_execute(operation.id)
+    assert raised.value.extra == {"operation_id": operation.id, "operation_status": "RUNNING"}
+
+
+def test_execute_records_a_result_only_once_even_if_the_row_is_cancelled_mid_run(monkeypatch):
+    operation = operation_row()
+
+    def cancel_then_finish(batch, *, correlation_id, before_scenario):
+        before_scenario("baseline")
+        services.operation_cancel(operation.id)
+        return b'{"would": "be stored"}'
+
+    monkeypatch.setattr(services, "rebalance_analyze_batch", cancel_then_finish)
+    finished = services.operation_execute(operation.id)
+    assert (finished.status, finished.result, finished.error["code"]) == (FAILED, None, "OPERATION_CANCELLED")
+
+
+def test_a_lease_lost_mid_run_discards_the_result(monkeypatch):
+    operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}))
+
+    def lose_lease_after_first(batch, *, correlation_id, before_scenario):
+        before_scenario("a")
+        Operation.objects.filter(pk=operation.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        services.operations_recover_expired_leases()
+        before_scenario("b")  # fenced: raises, and the run ends without writing
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(services, "rebalance_analyze_batch", lose_lease_after_first)
+    services.operation_execute(operation.id)
+    stored = reload(operation)
+    assert (stored.status, stored.attempt, stored.result, stored.error) == (PENDING, 1, None, None)
+
+
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=300)
+def test_the_runner_renews_its_lease_between_scenarios(monkeypatch):
+    operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}))
+    leases = []
+
+    def observe(batch, *, correlation_id, before_scenario):
+        for name in ("a", "b"):
+            before_scenario(name)
+            leases.append(reload(operation).lease_expires_at)
+        return b"{}"
+
+    monkeypatch.setattr(services, "rebalance_analyze_batch", observe)
+    services.operation_execute(operation.id)
+    assert leases[0] < leases[1]
+
+
+# --- lease recovery --------------------------------------------------------------------------
+
+def _running_with_lapsed_lease(attempt: int, **fields) -> Operation:
+    now = timezone.now()
+    return operation_row(status=RUNNING, attempt=attempt, lease_expires_at=now - timedelta(seconds=1), **fields)
+
+
+@override_settings(DPM_ASYNC_MAX_ATTEMPTS=3)
+def test_lease_recovery_requeues_fails_or_cancels():
+    requeued = _running_with_lapsed_lease(1)
+    exhausted = _running_with_lapsed_lease(3)
+    cancelled = _running_with_lapsed_lease(1, cancel_requested=True)
+    alive = operation_row(status=RUNNING)
+    assert services.operations_recover_expired_leases(dry_run=True) == 3
+    assert services.operations_recover_expired_leases() == 3
+    assert (reload(requeued).status, reload(requeued).started_at, reload(requeued).attempt) == (PENDING, None, 1)
+    assert reload(exhausted).status == FAILED
+    assert reload(exhausted).error == {
+        "code": "EXECUTION_LEASE_EXPIRED",
+        "message": "The operation's runner stopped responding on every attempt; it was given up.",
+        "details": {"max_attempts": 3},
+    }
+    assert reload(cancelled).error["code"] == "OPERATION_CANCELLED"
+    assert reload(alive).status == RUNNING
+    assert services.operations_recover_expired_leases() == 0
+
+
+# --- submit and correlation ------------------------------------------------------------------
+
+@override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
+def test_submit_then_replay_then_conflict():
+    batch = batch_request_parse(batch_body())
+    first = services.operation_submit(batch, correlation_id="svc-1")
+    assert first.replayed is False and first.operation.status == PENDING
+    again = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-1")
+    assert again.replayed is True and again.operation.id == first.operation.id
+    with pytest.raises(OperationCorrelationConflict) as raised:
+        services.operation_submit(batch_request_parse(batch_body(x={"options": {}})), correlation_id="svc-1")
+    assert raised.value.extra == {"operation_id": first.operation.id, "status_url": first.operation.status_url}
+
+
+@override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
+def test_submit_replaces_an_expired_holder_of_the_correlation_id_even_a_stuck_running_one():
+    old = operation_row(status=RUNNING, correlation_id="svc-2", created_at=timezone.now() - timedelta(days=3),
+                        lease_expires_at=timezone.now() - timedelta(days=2))
+    submission = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-2")
+    assert submission.replayed is False
+    assert not Operation.objects.filter(pk=old.pk).exists()
+
+
+# --- purge -----------------------------------------------------------------------------------
+
+def test_purge_deletes_expired_rows_in_batches_and_never_running_ones(django_assert_max_num_queries):
+    past = timezone.now() - timedelta(days=3)
+    expired = [operation_row(status=s, created_at=past) for s in (PENDING, SUCCEEDED, FAILED) * 3]
+    stuck_running = operation_row(status=RUNNING, created_at=past, lease_expires_at=past)
+    live = [operation_row(status=s) for s in (PENDING, RUNNING, SUCCEEDED, FAILED)]
+    assert services.operations_purge_expired(dry_run=True) == 9
+    assert Operation.objects.count() == 14
+    # 9 rows in batches of 2: 5 DELETE statements, nothing else.
+    with django_assert_max_num_queries(5) as captured:
+        assert services.operations_purge_expired(batch_size=2) == 9
+    assert all(q["sql"].startswith("DELETE") for q in captured.captured_queries)
+    assert set(Operation.objects.values_list("pk", flat=True)) == {stuck_running.pk} | {o.pk for o in live}
+    assert not any(Operation.objects.filter(pk=o.pk).exists() for o in expired)
+    assert services.operations_purge_expired() == 0
+
+
+def test_purge_of_an_exact_multiple_of_the_batch_size():
+    past = timezone.now() - timedelta(days=3)
+    for _ in range(4):
+        operation_row(created_at=past)
+    assert services.operations_purge_expired(batch_size=2) == 4
+    assert Operation.objects.count() == 0
+
+
+def test_purge_refuses_a_batch_size_below_one():
+    with pytest.raises(ValueError):
+        services.operations_purge_expired(batch_size=0)
