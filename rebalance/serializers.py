@@ -693,9 +693,10 @@ class BatchRequest:
         """The validated request, fully defaulted, as compact JSON with sorted keys.
 
         Decimals are strings keeping their scale (`str(Decimal)`), so `batch_request_parse` of
-        this document gives the same request again; stored as an operation's request. The one
-        exception to sorted keys is a shelf entry's `attributes` map, which keeps its order because
-        the engine's output follows it.
+        this document gives the same request again; stored as an operation's request. The
+        exceptions to sorted keys are a shelf entry's `attributes` map (the engine's output follows
+        its order) and each scenario's `options` (their order decides which option error is
+        reported first).
         """
         if self._canonical is None:
             document = _canonical_document(self.inputs, self.scenarios, self.descriptions)
@@ -975,9 +976,10 @@ class _JsonShapeError(Exception):
 
 
 def _json_object_sanitize(value: dict[str, Any], depth: int) -> dict[str, Any]:
-    """Copies an options object with sorted keys, checking it is plain JSON that canonical_json
-    can write back. (Sorted so that a request re-parsed from its canonical form behaves the same,
-    even in which option error is reported first.)
+    """Copies an options object, keys in the order given, checking it is plain JSON that
+    canonical_json can write back. The order is kept because it decides which option error is
+    reported first (as at the reference), so a request re-parsed from its canonical form reports
+    the same INVALID_OPTIONS message as the original.
 
     Integers beyond 64 bits become Decimals (orjson writes only 64-bit integers; a Decimal is
     written as its string, which every option field reads the same way), stray floats become
@@ -986,8 +988,7 @@ def _json_object_sanitize(value: dict[str, Any], depth: int) -> dict[str, Any]:
     if depth > MAX_OPTIONS_DEPTH:
         raise _JsonShapeError("", f"must not be nested deeper than {MAX_OPTIONS_DEPTH} levels")
     result: dict[str, Any] = {}
-    for key in sorted(value, key=str):
-        item = value[key]
+    for key, item in value.items():
         if not isinstance(key, str) or not _is_encodable(key):
             raise _JsonShapeError("", "keys must be valid Unicode strings")
         try:
@@ -1036,8 +1037,9 @@ def _is_encodable(text: str) -> bool:
 # -- canonical JSON -------------------------------------------------------------------------------
 #
 # Written by hand rather than with OPT_SORT_KEYS: every object's keys are in sorted order, except
-# a shelf entry's `attributes`, whose order is meaningful (allocation_by_attribute lists keys in
-# first-appearance order), so a stored request re-parsed later runs exactly like the original.
+# where order is meaningful, so that a stored request re-parsed later runs exactly like the
+# original: a shelf entry's `attributes` (allocation_by_attribute lists keys in first-appearance
+# order) and scenario `options` (their order decides which option error is reported first).
 
 
 def _json_default(value: Any) -> str:
@@ -1106,7 +1108,7 @@ def _canonical_document(
             "snapshot_id": portfolio.snapshot_id,
         },
         "scenarios": {
-            name: {"description": descriptions.get(name), "options": _json_sorted(scenarios[name])}
+            name: {"description": descriptions.get(name), "options": scenarios[name]}
             for name in sorted(scenarios)
         },
         "shelf_entries": [
@@ -1123,15 +1125,6 @@ def _canonical_document(
             for s in inputs.shelf
         ],
     }
-
-
-def _json_sorted(value: Any) -> Any:
-    """A copy of a JSON value with every object's keys in sorted order."""
-    if isinstance(value, dict):
-        return {key: _json_sorted(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [_json_sorted(item) for item in value]
-    return value
 
 
 # -- pydantic errors -> {"field", "message"} ------------------------------------------------------

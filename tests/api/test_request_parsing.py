@@ -933,3 +933,21 @@ def test_documented_fields_match_the_parser_fields() -> None:
         assert required == {name for name, info in wire.model_fields.items() if info.is_required()}, (
             wire.__name__
         )
+
+
+def test_option_key_order_survives_the_canonical_form() -> None:
+    # Which option error is reported first depends on the order of the keys (as at the reference),
+    # so a stored request must replay its scenarios' options in the order they were sent.
+    sent = body()
+    sent["scenarios"]["baseline"] = {"options": {"max_overdraft_by_ccy": {"USD": "-1", " ": "5"}, "allow_restricted": True}}
+    first = batch_request_parse(sent)
+    again = batch_request_parse(json.loads(first.canonical_json(), parse_float=Decimal))
+    assert list(again.scenarios["baseline"]) == ["max_overdraft_by_ccy", "allow_restricted"]
+    assert list(again.scenarios["baseline"]["max_overdraft_by_ccy"]) == ["USD", " "]
+    with pytest.raises(OptionsInvalid) as original:
+        engine_options_parse(first.scenarios["baseline"])
+    with pytest.raises(OptionsInvalid) as replayed:
+        engine_options_parse(again.scenarios["baseline"])
+    assert original.value.message == replayed.value.message == (
+        "Value error, max_overdraft_by_ccy values must be non-negative"
+    )
