@@ -8,8 +8,10 @@
 Without --base-url it migrates a scratch database, starts the service with gunicorn as `make run`
 does (2 workers x 4 threads, ACCEPT_ONLY mode) on a free port, and stops it at the end; a scratch
 PostgreSQL database is created and dropped. With --base-url it measures a running service (which
-should be in ACCEPT_ONLY mode); the list measurement then needs --database-url to store its
-100,000 operations directly, and is skipped otherwise.
+should be in ACCEPT_ONLY mode) with --token (a key from `manage.py issue_token`); the list
+measurement then needs --database-url to store its 100,000 operations (owned by the token's user,
+since a caller lists only its own) directly, and is skipped otherwise. Every request carries the
+token: its lookup is part of what a real request costs.
 
 It measures, each as the median of --runs timed requests (after two untimed warm-ups, one per worker):
   (a) POST /rebalance/analyze/async of `gen_batch.py -p 2000 -t 2000 -s 20 --seed 1`   target <= 100 ms
@@ -41,6 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_GEN_BATCH = REPO.parent / "shared" / "bench" / "gen_batch.py"
 TARGETS_MS = {"accept": 100, "get": 1500, "list": 50}
 WARMUP = 2  # untimed requests first: one per gunicorn worker
+# `Authorization: Token …` of the benchmark's caller, sent with every request once known.
+AUTH_HEADERS: dict[str, str] = {}
 
 
 def request(base_url: str, method: str, path: str, body: bytes | None = None,
@@ -49,6 +53,7 @@ def request(base_url: str, method: str, path: str, body: bytes | None = None,
     url = urllib.parse.urlsplit(base_url)
     connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=900)
     all_headers = {"Content-Type": "application/json"} if body is not None else {}
+    all_headers.update(AUTH_HEADERS)
     all_headers.update(headers or {})
     started = time.perf_counter()
     connection.request(method, path, body=body, headers=all_headers)
@@ -120,6 +125,8 @@ class Service:
         }
         python = sys.executable
         subprocess.run([python, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=REPO, env=self.env, check=True)
+        self.token = subprocess.run([python, "manage.py", "issue_token", "bench", "--create-user"], cwd=REPO,
+                                    env=self.env, check=True, capture_output=True, text=True).stdout.strip()
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         gunicorn = str(Path(python).with_name("gunicorn"))
@@ -150,8 +157,9 @@ class Service:
                             f"DROP DATABASE IF EXISTS {self.created_postgres_db} WITH (FORCE)"], check=False)
 
 
-def store_operations(database_url: str, count: int) -> None:
-    """Stores `count` finished operations directly (bulk INSERT in one transaction per 10,000)."""
+def store_operations(database_url: str, count: int, token: str) -> None:
+    """Stores `count` finished operations of the token's user directly (bulk INSERT in one
+    transaction per 10,000)."""
     env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "dpm_async.settings",
            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only")}
     script = f"""
@@ -159,14 +167,16 @@ import django; django.setup()
 from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 from operations.models import Operation, operation_id_generate
+owner = Token.objects.get(key={token!r}).user
 now = timezone.now()
 done = 0
 while done < {count}:
     rows = []
     for i in range(done, min(done + 10000, {count})):
         created = now - timedelta(seconds={count} - i)
-        rows.append(Operation(id=operation_id_generate(), operation_type="ANALYZE_SCENARIOS", status="SUCCEEDED",
+        rows.append(Operation(id=operation_id_generate(), owner=owner, operation_type="ANALYZE_SCENARIOS", status="SUCCEEDED",
             correlation_id=f"bench-list-{{i}}-{{operation_id_generate()[4:16]}}", request="{{}}",
             request_fingerprint="sha256:" + "0" * 64, result="{{}}", created_at=created, started_at=created,
             finished_at=created, expires_at=now + timedelta(days=1), attempt=1))
@@ -181,6 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-url", help="measure this running service instead of starting one")
     parser.add_argument("--database-url", help="scratch database (default: a SQLite file in a temp dir)")
+    parser.add_argument("--token", help="API token for --base-url (`manage.py issue_token <user>`)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per measurement (default 7, minimum 5)")
     parser.add_argument("--list-rows", type=int, default=100_000)
     parser.add_argument("--gen-batch", type=Path, default=DEFAULT_GEN_BATCH, help="path of gen_batch.py")
@@ -200,9 +211,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dpm-ops-bench-") as workdir:
         service = None if args.base_url else Service(args.database_url, Path(workdir))
         base_url = args.base_url or service.base_url
+        token = args.token if args.base_url else service.token
+        if not token:
+            raise SystemExit("--base-url needs --token: every endpoint but the probes needs a caller")
+        AUTH_HEADERS["Authorization"] = f"Token {token}"
         database_url = args.database_url if args.base_url else service.database_url
         try:
-            results = measure(base_url, database_url, body, runs, args.list_rows)
+            results = measure(base_url, database_url, body, runs, args.list_rows, token)
         finally:
             if service:
                 service.stop()
@@ -210,7 +225,8 @@ def main() -> None:
     print(json.dumps(results, indent=2))
 
 
-def measure(base_url: str, database_url: str | None, body: bytes, runs: int, list_rows: int) -> dict[str, Any]:
+def measure(base_url: str, database_url: str | None, body: bytes, runs: int, list_rows: int,
+            token: str) -> dict[str, Any]:
     run_id = secrets.token_hex(4)
     results: dict[str, Any] = {"base_url": base_url, "database": (database_url or "?").split("://")[0]}
 
@@ -254,7 +270,7 @@ def measure(base_url: str, database_url: str | None, body: bytes, runs: int, lis
         print("(c) list: skipped (give --database-url to store the operations)")
         return results
     started = time.perf_counter()
-    store_operations(database_url, list_rows)
+    store_operations(database_url, list_rows, token)
     print(f"    stored {list_rows:,} operations in {time.perf_counter() - started:.1f} s")
     samples = []
     for run in range(runs + WARMUP):

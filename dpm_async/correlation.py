@@ -6,11 +6,12 @@ wrapper, log formatting) can read it without threading it through every call.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from django.http import HttpRequest, HttpResponse
 
@@ -33,6 +34,16 @@ def correlation_id_current() -> str | None:
 
 def correlation_id_is_valid(value: str) -> bool:
     return CORRELATION_ID_PATTERN.fullmatch(value) is not None
+
+
+@contextlib.contextmanager
+def correlation_id_bound(correlation_id: str) -> Iterator[None]:
+    """Stamps `correlation_id` on the log lines of the block, outside a request (a worker's task)."""
+    token = _current.set(correlation_id)
+    try:
+        yield
+    finally:
+        _current.reset(token)
 
 
 class CorrelationIdMiddleware:

@@ -13,7 +13,8 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -124,6 +125,9 @@ def problem_response(status: int, code: str, detail: str, extra: dict[str, Any] 
         status=status,
         content_type=PROBLEM_CONTENT_TYPE,
     )
+    # Answered before CommonMiddleware (which would add it): a client refused mid-upload (413)
+    # knows where the answer ends without waiting for the connection to close.
+    response["Content-Length"] = str(len(response.content))
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -167,8 +171,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header
-    elif isinstance(exc, drf_exceptions.Http404) or exc.__class__.__name__ == "Http404":
+    elif isinstance(exc, Http404):
         status, code, detail, extra = 404, NOT_FOUND, "Not found.", {}
+    elif isinstance(exc, DjangoPermissionDenied):
+        status, code, detail, extra = 403, PERMISSION_DENIED, "Permission denied.", {}
     else:
         # An unexpected fault: log it with its traceback (the log line carries the correlation id),
         # and answer without internals.

@@ -17,8 +17,11 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The variables' file: `.env` beside manage.py unless DJANGO_ENV_FILE names another (e.g. one
+# managed by the deployment), or is empty to read none. The process environment always wins.
+_env_file = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    environ.Env.read_env(_env_file, overwrite=False)
 
 _startup_warnings: list[str] = []
 
@@ -34,6 +37,33 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS (docs/security.md) ------------------------------------------------------------------
+# Secure by default: with DEBUG off the service assumes it is reached over HTTPS (redirect, HSTS,
+# secure cookies). `make run` serves plain http on 127.0.0.1, so the .env it writes from
+# .env.example says DJANGO_SECURE_HTTPS=false; a deployment behind TLS leaves it unset (or true).
+DJANGO_SECURE_HTTPS = env.bool("DJANGO_SECURE_HTTPS", default=not DEBUG)
+SECURE_SSL_REDIRECT = DJANGO_SECURE_HTTPS
+# Load balancers probe over plain http inside the network: the probes are never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+SESSION_COOKIE_SECURE = DJANGO_SECURE_HTTPS
+CSRF_COOKIE_SECURE = DJANGO_SECURE_HTTPS
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if DJANGO_SECURE_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=DJANGO_SECURE_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=DJANGO_SECURE_HTTPS)
+# Behind a TLS-terminating proxy, e.g. "HTTP_X_FORWARDED_PROTO,https": without it every request
+# looks like http and SECURE_SSL_REDIRECT would redirect forever. Set it only when the proxy
+# always overwrites that header.
+_proxy_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Django's defaults, spelled out because docs/security.md promises them.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -42,15 +72,21 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "dpm_async.apps.DpmAsyncConfig",
     "rebalance",
     "operations",
+    # After "operations", whose `db_worker` (the backend's worker plus lease recovery) must win
+    # over the backend's own command of the same name: the first app listed wins.
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
-    # Outermost, so that every response - Django's own error pages included - carries the id.
+    # Answers carry confidential data: no cache keeps them (every error included).
+    "dpm_async.security.NoStoreMiddleware",
+    # Next, so that every response - Django's own error pages included - carries the id.
     "dpm_async.correlation.CorrelationIdMiddleware",
     "dpm_async.limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -134,14 +170,25 @@ WHITENOISE_AUTOREFRESH = DEBUG
 DPM_MAX_REQUEST_BYTES = env.int("DPM_MAX_REQUEST_BYTES", default=16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DPM_MAX_REQUEST_BYTES
 
+# --- who may call the API (spec/api.md section 9; docs/security.md) ----------------------------
+# false opens every endpoint to anonymous callers, for local experiments only: logged at start.
+DPM_API_AUTH_REQUIRED = env.bool("DPM_API_AUTH_REQUIRED", default=True)
+if not DPM_API_AUTH_REQUIRED:
+    _startup_warnings.append(
+        "DPM_API_AUTH_REQUIRED=false: the API answers anonymous callers; use this for local experiments only"
+    )
+
 # --- REST framework and OpenAPI ----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["dpm_async.renderers.FastJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["dpm_async.parsers.DecimalJSONParser"],
+    # Token first: its `WWW-Authenticate: Token` makes a missing credential a 401 (DRF answers 403
+    # when the first class names no challenge). Sessions serve the admin and Swagger UI users.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PERMISSION_CLASSES": ["dpm_async.authentication.ApiAuthRequired"],
     "EXCEPTION_HANDLER": "dpm_async.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -151,10 +198,18 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "dpm_async",
     "DESCRIPTION": (
         "Discretionary portfolio management rebalance analysis: a synchronous what-if batch "
-        "(`POST /rebalance/analyze`) and the same batch as an asynchronous operation (RFC-0018)."
+        "(`POST /rebalance/analyze`) and the same batch as an asynchronous operation (RFC-0018).\n\n"
+        "Every endpoint but `/health/*` requires a caller: send `Authorization: Token <key>` "
+        "(`python manage.py issue_token <username>` prints a key), or use a logged-in admin session. "
+        "Without credentials the answer is a 401 problem. An operation is visible only to the user "
+        "who submitted it (and to staff with the view permission)."
     ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /schema/ and /docs/ are public (spec/api.md section 9) and ignore credentials altogether, so a
+    # stale token in a browser or client never stops anyone reading the contract.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -208,6 +263,25 @@ DPM_ASYNC_EXECUTION_MODE = _mode
 
 DPM_ASYNC_EXECUTION_LEASE_SECONDS = max(1, env.int("DPM_ASYNC_EXECUTION_LEASE_SECONDS", default=300))
 DPM_ASYNC_MAX_ATTEMPTS = max(1, env.int("DPM_ASYNC_MAX_ATTEMPTS", default=3))
+# How often every worker settles lapsed leases (and re-enqueues what it requeued): at most 30 s,
+# and a quarter of the lease for short leases, so a dead worker's operation runs again within
+# lease + this interval (+ the queue's polling interval).
+DPM_ASYNC_RECOVERY_INTERVAL_SECONDS = env.float(
+    "DPM_ASYNC_RECOVERY_INTERVAL_SECONDS", default=min(30.0, max(1.0, DPM_ASYNC_EXECUTION_LEASE_SECONDS / 4))
+)
+if DPM_ASYNC_RECOVERY_INTERVAL_SECONDS <= 0:
+    _startup_warnings.append("DPM_ASYNC_RECOVERY_INTERVAL_SECONDS must be positive; using 30")
+    DPM_ASYNC_RECOVERY_INTERVAL_SECONDS = 30.0
+
+# --- background tasks (WORKER mode; docs/deployment.md) ----------------------------------------
+# Any django.tasks backend: the database backend by default (workers: `manage.py db_worker`),
+# another one (e.g. RQ on Redis) by naming its class here and its options as a JSON object.
+TASKS = {
+    "default": {
+        "BACKEND": env.str("DPM_TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+        "OPTIONS": env.json("DPM_TASKS_OPTIONS", default={}),
+    }
+}
 
 # --- logging ---------------------------------------------------------------------------------
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()

@@ -17,6 +17,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
+from operations.access import OPERATIONS_ALL
 from operations.errors import OperationNotCancellable, OperationNotFound
 from operations.models import Operation
 from operations.services import operation_cancel, operations_purge_expired
@@ -58,8 +59,9 @@ def _preview(text: str | None, total_chars: int | None) -> str:
 
 @admin.register(Operation)
 class OperationAdmin(admin.ModelAdmin):
-    list_display = ("id", "operation_type", "status", "correlation_id", "created_at", "finished_at",
+    list_display = ("id", "operation_type", "status", "owner", "correlation_id", "created_at", "finished_at",
                     "expires_at", "attempt")
+    list_select_related = ("owner",)
     list_filter = ("status", "operation_type", ("created_at", admin.DateFieldListFilter), ExpiryFilter)
     # Exact matches only: both columns are indexed, a `LIKE '%…%'` would scan the table.
     search_fields = ("=id", "=correlation_id")
@@ -68,7 +70,7 @@ class OperationAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = ("cancel_selected", "purge_expired")
-    fields = ("id", "operation_type", "status", "correlation_id", "request_fingerprint", "created_at",
+    fields = ("id", "operation_type", "status", "owner", "correlation_id", "request_fingerprint", "created_at",
               "started_at", "finished_at", "expires_at", "attempt", "lease_expires_at", "cancel_requested",
               "error_pretty", "result_pretty", "request_pretty")
     readonly_fields = fields
@@ -127,7 +129,7 @@ class OperationAdmin(admin.ModelAdmin):
         cancelled = refused = 0
         for operation_id in queryset.values_list("id", flat=True):
             try:
-                operation_cancel(operation_id)
+                operation_cancel(operation_id, scope=OPERATIONS_ALL)
                 cancelled += 1
             except (OperationNotCancellable, OperationNotFound):  # finished or gone: report, go on
                 refused += 1

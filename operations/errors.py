@@ -18,6 +18,7 @@ OPERATION_NOT_FOUND = "DPM_ASYNC_OPERATION_NOT_FOUND"
 OPERATION_NOT_EXECUTABLE = "DPM_ASYNC_OPERATION_NOT_EXECUTABLE"
 OPERATION_NOT_CANCELLABLE = "DPM_ASYNC_OPERATION_NOT_CANCELLABLE"
 OPERATION_CORRELATION_CONFLICT = "DPM_ASYNC_OPERATION_CORRELATION_CONFLICT"
+OPERATION_NOT_OWNED = "DPM_ASYNC_OPERATION_NOT_OWNED"
 
 # --- stored failure codes (`error.code` of a FAILED operation) -------------------------------
 ENGINE_ERROR = "ENGINE_ERROR"
@@ -53,6 +54,23 @@ class OperationNotFound(Problem):
     status_code = 404
     default_code = OPERATION_NOT_FOUND
     default_detail = "No such operation (it may have expired)."
+
+
+class OperationNotOwned(Problem):
+    """403: staff may read every owner's operations, but only the owner executes or cancels one.
+
+    Only a caller who can see the operation ever gets this; for anyone else it is a 404.
+    """
+
+    status_code = 403
+    default_code = OPERATION_NOT_OWNED
+
+    def __init__(self, operation_id: str):
+        super().__init__(
+            f"Operation {operation_id} belongs to another user: only its owner can execute or cancel it "
+            "(staff cancel through the admin).",
+            extra={"operation_id": operation_id},
+        )
 
 
 class OperationNotExecutable(Problem):

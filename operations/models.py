@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:
+    from operations.access import OperationScope
 
 OPERATION_ID_PREFIX = "dop_"
 # 128 random bits: unguessable, so an id is never enumerable.
@@ -122,6 +126,14 @@ class OperationQuerySet(models.QuerySet["Operation"]):
         """Everything but the request and the result, which can be megabytes."""
         return self.defer("request", "result")
 
+    def visible_in(self, scope: OperationScope) -> OperationQuerySet:
+        """The operations a caller may know of (operations/access.py): its own, or all."""
+        if scope.sees_all:
+            return self
+        if scope.owner_id is None:
+            return self.filter(owner__isnull=True)
+        return self.filter(owner_id=scope.owner_id)
+
 
 class Operation(models.Model):
     """One submitted batch and its lifecycle: PENDING -> RUNNING -> SUCCEEDED | FAILED."""
@@ -129,7 +141,15 @@ class Operation(models.Model):
     id = models.CharField(primary_key=True, max_length=36, default=operation_id_generate, editable=False)
     operation_type = models.CharField(max_length=32, choices=OperationType.choices)
     status = models.CharField(max_length=16, choices=OperationStatus.choices, default=OperationStatus.PENDING)
-    # Unique for now (constraint below); the ownership issue makes it unique per owner.
+    # The user who submitted it: for anyone else it does not exist (operations/access.py). NULL
+    # when submitted anonymously with DPM_API_AUTH_REQUIRED=false. Deleting a user deletes their
+    # operations: a NULL owner would hand them to anonymous callers. Indexed by the owner indexes
+    # below (owner first), so no separate FK index.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, db_index=False,
+        related_name="operations",
+    )
+    # Unique per owner (constraints below).
     correlation_id = models.CharField(max_length=128)
     # "sha256:<hex>" of the canonical request, equal for bodies that validate to the same request:
     # replay vs conflict.
@@ -161,7 +181,15 @@ class Operation(models.Model):
     class Meta:
         ordering = ("-created_at", "-id")
         constraints = [
-            models.UniqueConstraint(fields=["correlation_id"], name="operation_correlation_id_unique"),
+            # One operation per correlation id and owner. Correlation id first: the index also
+            # serves staff's lookups by correlation id alone (across owners) and the admin search.
+            models.UniqueConstraint(fields=["correlation_id", "owner"], name="operation_owner_correlation_id_unique"),
+            # NULLs are distinct in a unique index, so the anonymous owner needs its own (partial)
+            # one; both make a racing duplicate INSERT fail, which the submit relies on.
+            models.UniqueConstraint(
+                fields=["correlation_id"], condition=Q(owner__isnull=True),
+                name="operation_anonymous_correlation_id_unique",
+            ),
             models.CheckConstraint(condition=Q(status__in=OperationStatus.values), name="operation_status_valid"),
             models.CheckConstraint(
                 condition=Q(operation_type__in=OperationType.values), name="operation_type_valid"
@@ -208,6 +236,10 @@ class Operation(models.Model):
             models.Index(fields=["created_at", "id"], name="operation_list_idx"),
             # The list filtered by status; also WORKER's oldest-PENDING-first pick.
             models.Index(fields=["status", "created_at", "id"], name="operation_status_list_idx"),
+            # A caller's own list (and by status): owner first, so a user with a handful of
+            # operations never walks everybody's. Also the owner's FK index (cascade deletes).
+            models.Index(fields=["owner", "created_at", "id"], name="operation_owner_list_idx"),
+            models.Index(fields=["owner", "status", "created_at", "id"], name="operation_owner_status_idx"),
             # The purge: expired rows that are not RUNNING, oldest expiry first (partial, so the
             # purge never walks RUNNING rows and the index stays as small as the purge needs).
             models.Index(

@@ -17,17 +17,23 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import DatabaseError, IntegrityError, InterfaceError, connections, transaction
+from django.db.models import Case, Q, When
 from django.utils import timezone
 
+from dpm_async.correlation import CORRELATION_ID_PATTERN, correlation_id_bound
 from dpm_async.problems import RequestInvalid
+from operations.access import OperationScope
 from operations.errors import (
     ENGINE_ERROR,
     EXECUTION_LEASE_EXPIRED,
@@ -38,6 +44,7 @@ from operations.errors import (
     OperationNotCancellable,
     OperationNotExecutable,
     OperationNotFound,
+    OperationNotOwned,
     OperationsDisabled,
     operation_failure,
 )
@@ -65,7 +72,7 @@ FAILED = OperationStatus.FAILED
 # Fields a status answer needs: everything but the (large) request and result.
 STATUS_FIELDS = (
     "id", "operation_type", "status", "correlation_id", "created_at", "started_at", "finished_at",
-    "expires_at", "attempt",
+    "expires_at", "attempt", "owner",
 )
 
 PURGE_BATCH_SIZE = 1000
@@ -113,29 +120,57 @@ def _live(now: datetime | None = None) -> OperationQuerySet:
     return Operation.objects.live(now or timezone.now())
 
 
-def operation_get(operation_id: str) -> Operation:
-    """The operation with its result and error, in one query; 404 when unknown or expired.
+def operation_get(operation_id: str, *, scope: OperationScope) -> Operation:
+    """The operation with its result and error, in one query; 404 when unknown, expired or not
+    visible in `scope` (another owner's operation does not exist for the caller).
 
     The request is not loaded: no answer shows it.
     """
     if not OPERATION_ID_PATTERN.fullmatch(operation_id):
         raise OperationNotFound()
-    operation = _live().defer("request").filter(pk=operation_id).first()
+    operation = _live().visible_in(scope).defer("request").filter(pk=operation_id).first()
     if operation is None:
         raise OperationNotFound()
     return operation
 
 
-def operation_get_by_correlation(correlation_id: str) -> Operation:
-    """The one live operation carrying `correlation_id` (unique), with its result and error."""
-    operation = _live().defer("request").filter(correlation_id=correlation_id).first()
+def operation_get_by_correlation(correlation_id: str, *, scope: OperationScope) -> Operation:
+    """The live operation carrying `correlation_id` in `scope`, with its result and error.
+
+    Correlation ids are unique per owner, so a caller has at most one. A scope that sees every
+    owner (staff) may match several: the caller's own wins, else the newest.
+    """
+    # Never a valid id: refused before the query (a NUL byte would even be an error on PostgreSQL).
+    if not CORRELATION_ID_PATTERN.fullmatch(correlation_id):
+        raise OperationNotFound()
+    candidates = _live().visible_in(scope).defer("request").filter(correlation_id=correlation_id)
+    if scope.sees_all:
+        own = Q(owner__isnull=True) if scope.owner_id is None else Q(owner_id=scope.owner_id)
+        candidates = candidates.order_by(Case(When(own, then=0), default=1), "-created_at", "-id")
+    operation = candidates.first()
     if operation is None:
         raise OperationNotFound()
     return operation
 
 
-def _operation_status(operation_id: str) -> Operation | None:
-    return _live().only(*STATUS_FIELDS).filter(pk=operation_id).first()
+def _operation_status(operation_id: str, scope: OperationScope | None = None) -> Operation | None:
+    live = _live() if scope is None else _live().visible_in(scope)
+    return live.only(*STATUS_FIELDS).filter(pk=operation_id).first()
+
+
+def _operation_to_act_on(operation_id: str, scope: OperationScope) -> Operation:
+    """The status row of an operation the caller may execute or cancel.
+
+    OperationNotFound (404) when unknown, expired or not visible in `scope`; OperationNotOwned
+    (403) when visible but someone else's (staff reading with the view permission). The owner of
+    a row never changes, so this check cannot be raced.
+    """
+    operation = _operation_status(operation_id, scope) if OPERATION_ID_PATTERN.fullmatch(operation_id) else None
+    if operation is None:
+        raise OperationNotFound()
+    if not scope.owns(operation.owner_id):
+        raise OperationNotOwned(operation.id)
+    return operation
 
 
 @dataclass(frozen=True)
@@ -155,15 +190,17 @@ class OperationPage:
 
 
 def operations_list(
-    filters: OperationFilters, *, limit: int, after: tuple[datetime, str] | None = None
+    filters: OperationFilters, *, scope: OperationScope, limit: int, after: tuple[datetime, str] | None = None
 ) -> OperationPage:
-    """Live operations newest first, keyset-paged on (created_at, id); one query, no payloads.
+    """Live operations visible in `scope`, newest first, keyset-paged on (created_at, id); one
+    query, no payloads.
 
     `after` is the (created_at, id) of the last row of the previous page. The keyset predicate is
     written `created_at <= c AND (created_at < c OR id < i)` so that the database can start the
-    index scan at the cursor instead of filtering its way down from the top.
+    index scan at the cursor instead of filtering its way down from the top. A caller's own list
+    walks the (owner, created_at, id) index, so it never reads other owners' rows.
     """
-    queryset = _live().only(*STATUS_FIELDS)
+    queryset = _live().visible_in(scope).only(*STATUS_FIELDS)
     if filters.status:
         queryset = queryset.filter(status=filters.status)
     if filters.operation_type:
@@ -195,16 +232,20 @@ class Submission:
     replayed: bool
 
 
-def operation_submit(batch: BatchRequest, *, correlation_id: str) -> Submission:
-    """Stores `batch` as a PENDING operation, or returns the one already under `correlation_id`.
+def operation_submit(batch: BatchRequest, *, correlation_id: str, owner_id: int | None) -> Submission:
+    """Stores `batch` as a PENDING operation of `owner_id`, or returns the one that owner already
+    has under `correlation_id` (None: the anonymous owner of DPM_API_AUTH_REQUIRED=false).
 
     Same correlation id and same request fingerprint: the existing operation (replayed). Same
-    correlation id, different request: OperationCorrelationConflict (409). Then, by mode: INLINE
-    runs it here and returns it finished; ACCEPT_ONLY leaves it PENDING for `.../execute`; WORKER
-    leaves it PENDING and hands it to `operation_enqueue` once the row is committed.
+    correlation id, different request: OperationCorrelationConflict (409). Correlation ids are
+    unique per owner: another owner's operation with the same id is neither replayed nor a
+    conflict, nor even revealed. Then, by mode: INLINE runs it here and returns it finished;
+    ACCEPT_ONLY leaves it PENDING for `.../execute`; WORKER leaves it PENDING and hands it to
+    `operation_enqueue` once the row is committed.
     """
     mode = execution_mode()
     operation, created = _operation_insert_or_existing(
+        owner_id=owner_id,
         correlation_id=correlation_id,
         request=batch.canonical_json(),
         request_fingerprint=batch.fingerprint(),
@@ -222,15 +263,16 @@ def operation_submit(batch: BatchRequest, *, correlation_id: str) -> Submission:
 
 
 def _operation_insert_or_existing(
-    *, correlation_id: str, request: bytes, request_fingerprint: str
+    *, owner_id: int | None, correlation_id: str, request: bytes, request_fingerprint: str
 ) -> tuple[Operation, bool]:
     """Inserts a PENDING operation, or returns the identical one (with its result) already there.
 
-    It relies on the unique correlation id rather than a pre-check: two identical submissions
-    racing both try the INSERT; the database lets one through and the other gets an
-    IntegrityError, reads the winner and replays it. An expired operation holding the correlation
-    id is gone for every endpoint, so it must not block reuse: it is deleted (only if still
-    expired, in one statement) and the insert is tried again.
+    It relies on the unique (correlation id, owner) rather than a pre-check: two identical
+    submissions racing both try the INSERT; the database lets one through and the other gets an
+    IntegrityError, reads the winner and replays it. For the anonymous owner (NULL, which a unique
+    index never compares equal) a partial unique index on the correlation id plays that part. An
+    expired operation holding the correlation id is gone for every endpoint, so it must not block
+    reuse: it is deleted (only if still expired, in one statement) and the insert is tried again.
     """
     for _ in range(_RACE_RETRIES):
         now = timezone.now()
@@ -241,6 +283,7 @@ def _operation_insert_or_existing(
                 operation = Operation.objects.create(
                     operation_type=OperationType.ANALYZE_SCENARIOS,
                     status=PENDING,
+                    owner_id=owner_id,
                     correlation_id=correlation_id,
                     request=request,
                     request_fingerprint=request_fingerprint,
@@ -249,9 +292,10 @@ def _operation_insert_or_existing(
                 )
             return operation, True
         except IntegrityError:
+            # `owner_id=None` is `owner_id IS NULL`: the anonymous owner's row.
             existing = (
                 Operation.objects.only("id", "request_fingerprint", "expires_at")
-                .filter(correlation_id=correlation_id)
+                .filter(correlation_id=correlation_id, owner_id=owner_id)
                 .first()
             )
         if existing is None:
@@ -276,13 +320,25 @@ def _reload(operation_id: str) -> Operation:
     return operation
 
 
-def operation_enqueue(operation: Operation) -> None:
-    """WORKER mode's hand-off, called once the PENDING row is committed.
+def operation_enqueue(operation: Operation | str) -> bool:
+    """WORKER mode's hand-off: enqueues the task that claims and runs the operation; True if it did.
 
-    This is the seam for the worker issue, which makes it enqueue the django.tasks task that claims
-    and runs the operation (operations/tasks.py). Until then it does nothing: a WORKER-mode
-    operation stays PENDING, like in ACCEPT_ONLY mode, and `.../execute` can run it.
+    Called once the PENDING row is committed (a worker must be able to see it), and by lease
+    recovery for each operation it took back to PENDING (a requeued row with no task would sit
+    forever). It never raises: the row is already stored, so a failure to enqueue must not turn
+    into a 500 for a submission that succeeded; it is logged, and the workers' sweep
+    (`operations_enqueue_stranded`) enqueues such an operation again. A duplicate task is harmless:
+    only one claim can win.
     """
+    from operations.tasks import operation_run_task  # tasks.py imports this module
+
+    operation_id = operation if isinstance(operation, str) else operation.id
+    try:
+        operation_run_task.enqueue(operation_id)
+    except Exception:
+        logger.exception("could not enqueue operation %s; the workers' sweep will enqueue it again", operation_id)
+        return False
+    return True
 
 
 # --- claim, run, finish ----------------------------------------------------------------------
@@ -309,15 +365,14 @@ def operation_claim(operation: Operation, *, now: datetime | None = None) -> int
     return attempt if claimed == 1 else None
 
 
-def operation_execute(operation_id: str) -> Operation:
+def operation_execute(operation_id: str, *, scope: OperationScope) -> Operation:
     """Claims a PENDING operation and runs it in the caller's thread; returns it finished.
 
-    OperationNotFound when unknown or expired; OperationNotExecutable (409) when it is not PENDING
-    or another caller claimed it first. A run that fails still returns (the failure is in `error`).
+    OperationNotFound when unknown, expired or not visible in `scope`; OperationNotOwned (403)
+    when visible but not the caller's own; OperationNotExecutable (409) when it is not PENDING or
+    another caller claimed it first. A run that fails still returns (the failure is in `error`).
     """
-    operation = _operation_status(operation_id) if OPERATION_ID_PATTERN.fullmatch(operation_id) else None
-    if operation is None:
-        raise OperationNotFound()
+    operation = _operation_to_act_on(operation_id, scope)
     if operation.status != PENDING:
         raise OperationNotExecutable(operation.id, operation.status)
     attempt = operation_claim(operation)
@@ -330,16 +385,23 @@ def operation_execute(operation_id: str) -> Operation:
     return _reload(operation.id)
 
 
-def operation_run_claimed(operation_id: str, attempt: int) -> None:
-    """Runs an operation this caller claimed as `attempt`, from its stored request, to the end."""
+def operation_run_claimed(
+    operation_id: str, attempt: int, *, on_scenario: Callable[[], None] | None = None
+) -> bool:
+    """Runs an operation this caller claimed as `attempt`, from its stored request, to the end.
+
+    Returns whether this run's outcome was recorded (False: the row was taken from it meanwhile,
+    and what it computed was discarded). `on_scenario()` is called as each scenario starts (the
+    lease keeper's sign of progress).
+    """
     stored = Operation.objects.filter(pk=operation_id).values_list("request", "correlation_id").first()
     if stored is None:
-        return  # deleted under us: nothing left to report to
+        return False  # deleted under us: nothing left to report to
     request_text, correlation_id = stored
     try:
         batch = batch_request_parse(json.loads(request_text, parse_float=Decimal))
     except RequestInvalid as invalid:
-        operation_fail(
+        return operation_fail(
             operation_id,
             attempt,
             operation_failure(
@@ -348,36 +410,46 @@ def operation_run_claimed(operation_id: str, attempt: int) -> None:
                 {"errors": invalid.errors},
             ),
         )
-        return
     except (ValueError, TypeError):  # not JSON at all (the column was edited by hand)
-        operation_fail(
+        return operation_fail(
             operation_id,
             attempt,
             operation_failure(INVALID_STORED_REQUEST, "The stored request is not a valid JSON document."),
         )
-        return
-    _operation_run(operation_id, correlation_id, attempt, batch)
+    return _operation_run(operation_id, correlation_id, attempt, batch, on_scenario=on_scenario)
 
 
 class _RunStopped(Exception):
     """Raised between scenarios when the row no longer belongs to this run (cancelled or lost)."""
 
 
-def _operation_run(operation_id: str, correlation_id: str, attempt: int, batch: BatchRequest) -> None:
-    """Runs the batch of a claimed operation and records the outcome (or discards it if fenced)."""
+def _operation_run(
+    operation_id: str, correlation_id: str, attempt: int, batch: BatchRequest,
+    *, on_scenario: Callable[[], None] | None = None,
+) -> bool:
+    """Runs the batch of a claimed operation and records the outcome (or discards it if fenced).
+
+    Returns whether the outcome was recorded.
+    """
     def before_scenario(_name: str) -> None:
         _operation_heartbeat(operation_id, attempt)
+        if on_scenario is not None:
+            on_scenario()
 
     try:
         result = rebalance_analyze_batch(batch, correlation_id=correlation_id, before_scenario=before_scenario)
     except _RunStopped:
-        _operation_stop(operation_id, attempt)
-        return
+        return _operation_stop(operation_id, attempt)
+    except (DatabaseError, InterfaceError):
+        # The heartbeat could not reach the database (the engine never touches it): that is not the
+        # batch's fault, so the operation is not failed. The run is abandoned; its lease lapses
+        # and lease recovery runs it again.
+        raise
     except Exception:
         # The batch as a whole could not run. The traceback goes to the log (with the correlation
         # id); the stored error is a fixed message, never the exception's text.
         logger.exception("operation %s attempt %s failed", operation_id, attempt)
-        operation_fail(
+        return operation_fail(
             operation_id,
             attempt,
             operation_failure(
@@ -386,8 +458,7 @@ def _operation_run(operation_id: str, correlation_id: str, attempt: int, batch: 
                 f"details under correlation id {correlation_id}.",
             ),
         )
-        return
-    operation_complete(operation_id, attempt, result)
+    return operation_complete(operation_id, attempt, result)
 
 
 def _operation_heartbeat(operation_id: str, attempt: int) -> None:
@@ -403,6 +474,112 @@ def _operation_heartbeat(operation_id: str, attempt: int) -> None:
     ).update(lease_expires_at=lease_end, expires_at=lease_end + _ttl())
     if renewed != 1:
         raise _RunStopped()
+
+
+# --- WORKER mode: the task's run, and its lease kept alive -----------------------------------
+
+def operation_run_queued(operation_id: str) -> dict[str, Any]:
+    """What WORKER mode's task does: claims the operation if it is still PENDING, and runs it.
+
+    A task whose operation is no longer PENDING (run by a duplicate task or by `.../execute`,
+    cancelled, expired, purged) does nothing, and of two tasks for one operation only one claim
+    can win, so a task never runs an operation twice. While the batch runs, a background thread
+    keeps the lease alive (`operation_lease_kept`). Returns what happened, which the task keeps as
+    its result: `{"operation_id", "ran", "attempt", "recorded"}` (`recorded` false: the run lost
+    the row meanwhile and its outcome was discarded).
+    """
+    operation = (
+        Operation.objects.only("id", "status", "attempt", "expires_at", "correlation_id")
+        .filter(pk=operation_id).first()
+    )
+    attempt = operation_claim(operation) if operation is not None and operation.status == PENDING else None
+    if attempt is None:
+        return {"operation_id": operation_id, "ran": False, "attempt": None, "recorded": False}
+    # The worker's log lines about this run carry the operation's correlation id, as the web's do
+    # (a stored ENGINE_ERROR message points to the log under that id).
+    with correlation_id_bound(operation.correlation_id), operation_lease_kept(operation_id, attempt) as keeper:
+        recorded = operation_run_claimed(operation_id, attempt, on_scenario=keeper.progressed)
+    return {"operation_id": operation_id, "ran": True, "attempt": attempt, "recorded": recorded}
+
+
+def _operation_lease_renew(operation_id: str, attempt: int) -> bool:
+    """Pushes the lease of run `attempt` on; False once the row is no longer that run's.
+
+    Unlike the between-scenario heartbeat it does not look at a cancel request: the run keeps its
+    lease until it reaches the next scenario and stops there (the cancel wins either way).
+    """
+    lease_end = timezone.now() + _lease()
+    renewed = Operation.objects.filter(pk=operation_id, status=RUNNING, attempt=attempt).update(
+        lease_expires_at=lease_end, expires_at=lease_end + _ttl()
+    )
+    return renewed == 1
+
+
+# A run that has not started a scenario for this many leases is taken for hung: its keeper stops
+# renewing, so the lease lapses and recovery runs the operation again (300 s leases: 50 minutes,
+# against seconds for the largest batch's slowest scenario).
+LEASE_KEEPER_PATIENCE_LEASES = 10
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews a run's lease every third of the lease, in the background, until told to stop.
+
+    The runner renews its lease before every scenario, but one scenario of a big portfolio (or the
+    write of a 100 MB result) can outlast the lease; a healthy worker would then lose its operation
+    to recovery and the batch would run twice. The thread has its own database connection (Django's
+    are per thread), which it closes when it ends. It never stops the run: once the row is no
+    longer this run's it just ends, and the runner finds out at its next write.
+
+    It renews only while the run makes progress (`progressed()` at each scenario): a runner stuck
+    for LEASE_KEEPER_PATIENCE_LEASES leases in one scenario is treated like a dead one, or a hung
+    worker would hold its operation forever.
+    """
+
+    def __init__(self, operation_id: str, attempt: int) -> None:
+        super().__init__(name=f"lease-keeper {operation_id} attempt {attempt}", daemon=True)
+        self.operation_id = operation_id
+        self.attempt = attempt
+        self.stopping = threading.Event()
+        self.last_progress = time.monotonic()
+
+    def progressed(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def run(self) -> None:
+        lease = settings.DPM_ASYNC_EXECUTION_LEASE_SECONDS
+        try:
+            while not self.stopping.wait(lease / 3):
+                if time.monotonic() - self.last_progress > LEASE_KEEPER_PATIENCE_LEASES * lease:
+                    logger.error("operation %s attempt %s has been in one scenario for over %s s; no longer "
+                                 "renewing its lease", self.operation_id, self.attempt,
+                                 LEASE_KEEPER_PATIENCE_LEASES * lease)
+                    return
+                try:
+                    if not _operation_lease_renew(self.operation_id, self.attempt):
+                        return
+                except (DatabaseError, InterfaceError):
+                    # The database blinked (restart, failover): try again next time on a fresh
+                    # connection; the lease has a third of its length of slack left.
+                    logger.warning("could not renew the lease of operation %s", self.operation_id, exc_info=True)
+                    connections.close_all()
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
+@contextmanager
+def operation_lease_kept(operation_id: str, attempt: int) -> Iterator[_LeaseKeeper]:
+    """Keeps the lease of run `attempt` renewed by a background thread while the block runs.
+
+    Yields the keeper; call its `progressed()` as the run moves on (see _LeaseKeeper).
+    """
+    keeper = _LeaseKeeper(operation_id, attempt)
+    keeper.start()
+    try:
+        yield keeper
+    finally:
+        keeper.stopping.set()
+        # Bounded: a keeper stuck in a hung database call must not hold the worker; it is a daemon.
+        keeper.join(timeout=settings.DPM_ASYNC_EXECUTION_LEASE_SECONDS)
 
 
 def _cancelled_failure(while_status: str) -> dict[str, Any]:
@@ -461,51 +638,64 @@ def operation_fail(operation_id: str, attempt: int, error: dict[str, Any]) -> bo
 
 # --- cancel ----------------------------------------------------------------------------------
 
-def operation_cancel(operation_id: str) -> Operation:
+def operation_cancel(operation_id: str, *, scope: OperationScope) -> Operation:
     """Cancels an unfinished operation and returns it.
 
     PENDING -> FAILED OPERATION_CANCELLED at once. RUNNING -> flagged: the runner stops before its
     next scenario (or instead of recording its result) and ends FAILED OPERATION_CANCELLED; the
     answer shows it still RUNNING. Terminal -> OperationNotCancellable (409). Each step is one
-    conditional UPDATE; if the row moves between them the steps are tried again.
+    conditional UPDATE, limited to the rows `scope` may act on; if the row moves between them the
+    steps are tried again. Not visible in `scope` -> OperationNotFound; visible but someone
+    else's -> OperationNotOwned (403).
     """
     if not OPERATION_ID_PATTERN.fullmatch(operation_id):
         raise OperationNotFound()
     for _ in range(_RACE_RETRIES):
         now = timezone.now()
         live = Operation.objects.live(now).filter(pk=operation_id)
+        if not scope.acts_on_all:
+            live = live.visible_in(OperationScope(owner_id=scope.owner_id))
         if live.filter(status=PENDING).update(status=FAILED, error=_cancelled_failure(PENDING), **_terminal_fields(now)):
             break
         if live.filter(status=RUNNING).update(cancel_requested=True):
             break
-        current = _operation_status(operation_id)
-        if current is None:
-            raise OperationNotFound()
+        current = _operation_to_act_on(operation_id, scope)
         if current.is_terminal:
             raise OperationNotCancellable(current.id, current.status)
         # It went PENDING -> RUNNING (or back) between the two statements: try again.
-    return operation_get(operation_id)
+    return operation_get(operation_id, scope=scope)
 
 
 # --- expiry ----------------------------------------------------------------------------------
 
-def operations_recover_expired_leases(*, now: datetime | None = None, dry_run: bool = False) -> int:
+def operations_recover_expired_leases(
+    *, now: datetime | None = None, dry_run: bool = False, enqueue: bool | None = None
+) -> int:
     """Settles RUNNING operations whose runner died (its lease ran out); returns how many.
 
     Cancel requested -> FAILED OPERATION_CANCELLED; attempts used up (DPM_ASYNC_MAX_ATTEMPTS) ->
-    FAILED EXECUTION_LEASE_EXPIRED; otherwise back to PENDING, to be executed again. Each is one
-    conditional UPDATE over the (small) set of RUNNING rows with a lapsed lease; a runner that
-    comes back later finds its attempt fenced off and its result is discarded.
+    FAILED EXECUTION_LEASE_EXPIRED; otherwise back to PENDING, to be executed again, and - with
+    `enqueue`, by default in WORKER mode; the workers always pass it - handed to `operation_enqueue`
+    (a requeued row with no task would sit PENDING forever). The failures are one conditional
+    UPDATE each over the (small) set of RUNNING rows with a lapsed lease; the requeue is one
+    conditional UPDATE per row, so that the one caller that moved a row is the one that enqueues it
+    even when several workers recover at once. A runner that comes back later finds its attempt
+    fenced off and its result is discarded.
+
+    The failure and requeue statements leave alone a row whose cancel was requested after the
+    first statement: a cancel that answered 200 always ends the operation cancelled (next round).
     """
     now = now or timezone.now()
     stale = Operation.objects.lease_expired(now)
     if dry_run:
         return stale.count()
+    if enqueue is None:
+        enqueue = execution_mode() == WORKER
     max_attempts = settings.DPM_ASYNC_MAX_ATTEMPTS
     cancelled = stale.filter(cancel_requested=True).update(
         status=FAILED, error=_cancelled_failure(RUNNING), **_terminal_fields(now)
     )
-    exhausted = stale.filter(attempt__gte=max_attempts).update(
+    exhausted = stale.filter(attempt__gte=max_attempts, cancel_requested=False).update(
         status=FAILED,
         error=operation_failure(
             EXECUTION_LEASE_EXPIRED,
@@ -514,10 +704,57 @@ def operations_recover_expired_leases(*, now: datetime | None = None, dry_run: b
         ),
         **_terminal_fields(now),
     )
-    requeued = stale.filter(attempt__lt=max_attempts).update(
-        status=PENDING, started_at=None, lease_expires_at=None, expires_at=now + _ttl(), cancel_requested=False
-    )
+    requeued = 0
+    for operation_id, attempt in stale.filter(attempt__lt=max_attempts, cancel_requested=False).values_list(
+        "pk", "attempt"
+    ):
+        moved = stale.filter(pk=operation_id, attempt=attempt, cancel_requested=False).update(
+            status=PENDING, started_at=None, lease_expires_at=None, expires_at=now + _ttl()
+        )
+        if moved != 1:
+            continue  # its runner finished, or another worker recovered it, in between
+        requeued += 1
+        logger.warning("operation %s lost its runner (attempt %s); requeued", operation_id, attempt)
+        if enqueue:
+            transaction.on_commit(lambda operation_id=operation_id: operation_enqueue(operation_id))
     return cancelled + exhausted + requeued
+
+
+# How long a PENDING operation may have gone without a queued task before the workers' sweep
+# enqueues one: far above the milliseconds between a submission's commit and its enqueue.
+STRANDED_PENDING_AFTER = timedelta(seconds=60)
+STRANDED_SWEEP_LIMIT = 500
+
+
+def operations_enqueue_stranded(*, now: datetime | None = None) -> int:
+    """WORKER mode: enqueues a task for PENDING operations that have none; returns how many.
+
+    An operation is stranded when its task was never enqueued: the web process died between the
+    commit and the enqueue, or the enqueue failed (`operation_enqueue` logs and carries on). Only a
+    backend that can list its queued tasks can tell (the database backend can; see
+    `operations.tasks.operation_ids_queued`); with another backend this does nothing. It looks at
+    the oldest STRANDED_SWEEP_LIMIT operations PENDING for over STRANDED_PENDING_AFTER, so a long
+    backlog costs one bounded query. Enqueueing one twice is harmless (one claim wins).
+    """
+    from operations.tasks import operation_ids_queued
+
+    if execution_mode() != WORKER:
+        return 0
+    now = now or timezone.now()
+    candidates = list(
+        _live(now).pending().filter(created_at__lte=now - STRANDED_PENDING_AFTER)
+        .order_by("created_at").values_list("pk", flat=True)[:STRANDED_SWEEP_LIMIT]
+    )
+    if not candidates:
+        return 0
+    queued = operation_ids_queued(candidates)
+    if queued is None:
+        return 0
+    stranded = [operation_id for operation_id in candidates if operation_id not in queued]
+    for operation_id in stranded:
+        logger.warning("operation %s was PENDING with no task; enqueued", operation_id)
+        operation_enqueue(operation_id)
+    return len(stranded)
 
 
 def operations_purge_expired(

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from dpm_async.correlation import CORRELATION_HEADER
 from dpm_async.openapi import problem_responses
+from operations.access import OperationScope, operation_scope_for_user
 from operations.models import Operation
 from operations.serializers import (
     OperationListQuerySerializer,
@@ -73,7 +74,10 @@ _REPLAYED_RESPONSE = OpenApiParameter(
 _OPERATION_ID = OpenApiParameter("operation_id", location=OpenApiParameter.PATH, type=str,
                                  description="`dop_` and 32 hex digits.")
 _DISABLED = "`DPM_ASYNC_OPERATIONS_DISABLED`: async operations are switched off."
-_NOT_FOUND = "`DPM_ASYNC_OPERATION_NOT_FOUND`: no such operation, or it expired."
+_NOT_FOUND = ("`DPM_ASYNC_OPERATION_NOT_FOUND`: no such operation, it expired, or it belongs to another "
+              "user (for the caller it does not exist).")
+_NOT_OWNED = ("`DPM_ASYNC_OPERATION_NOT_OWNED`: staff can read this operation but only its owner can "
+              "execute or cancel it. `PERMISSION_DENIED`: a session caller without the CSRF token.")
 
 
 def _operation_response(operation: Operation, *, status: int = 200, replayed: bool = False,
@@ -98,6 +102,11 @@ class OperationsAPIView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         operations_enabled_check()
+
+    @staticmethod
+    def scope(request: Request) -> OperationScope:
+        """Which operations the caller sees and acts on (operations/access.py)."""
+        return operation_scope_for_user(request.user)
 
 
 class RebalanceAnalysisAsyncView(OperationsAPIView):
@@ -135,7 +144,9 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
     )
     def post(self, request: Request) -> HttpResponse:
         batch = batch_request_parse(request.data)
-        submission = operation_submit(batch, correlation_id=request.correlation_id)
+        submission = operation_submit(
+            batch, correlation_id=request.correlation_id, owner_id=self.scope(request).owner_id
+        )
         return _operation_response(
             submission.operation,
             status=200 if submission.replayed else 202,
@@ -156,7 +167,8 @@ class OperationListView(OperationsAPIView):
             200: OperationPageSchema,
             **problem_responses(
                 {
-                    400: "`VALIDATION_ERROR`: an unknown, repeated or invalid query parameter (`errors`).",
+                    400: "`VALIDATION_ERROR`: an unknown, repeated or invalid query parameter (`errors`). "
+                    "`INVALID_CORRELATION_ID`: bad `X-Correlation-Id`.",
                     404: _DISABLED,
                 }
             ),
@@ -165,7 +177,7 @@ class OperationListView(OperationsAPIView):
     )
     def get(self, request: Request) -> Response:
         query = operation_list_query_parse(request.query_params)
-        page = operations_list(query.filters, limit=query.limit, after=query.after)
+        page = operations_list(query.filters, scope=self.scope(request), limit=query.limit, after=query.after)
         executable_enabled = manual_execution_enabled()
         return Response(
             {
@@ -187,7 +199,7 @@ class OperationDetailView(OperationsAPIView):
         tags=["operations"],
     )
     def get(self, request: Request, operation_id: str) -> HttpResponse:
-        return _operation_response(operation_get(operation_id))
+        return _operation_response(operation_get(operation_id, scope=self.scope(request)))
 
 
 class OperationByCorrelationView(OperationsAPIView):
@@ -206,7 +218,7 @@ class OperationByCorrelationView(OperationsAPIView):
         tags=["operations"],
     )
     def get(self, request: Request, correlation_id: str) -> HttpResponse:
-        return _operation_response(operation_get_by_correlation(correlation_id))
+        return _operation_response(operation_get_by_correlation(correlation_id, scope=self.scope(request)))
 
 
 class OperationExecuteView(OperationsAPIView):
@@ -218,8 +230,9 @@ class OperationExecuteView(OperationsAPIView):
         description=(
             "Claims the operation and runs it within this request, whatever the execution mode. "
             "200 with the finished operation, also when the run FAILED (see `error`). Checks, in "
-            "order: operations disabled (404), manual execution disabled (404), unknown or expired "
-            "(404), not PENDING or claimed by a concurrent caller (409)."
+            "order: operations disabled (404), manual execution disabled (404), unknown, expired or "
+            "another user's (404; 403 for staff who can read it), not PENDING or claimed by a "
+            "concurrent caller (409)."
         ),
         request=None,
         parameters=[_OPERATION_ID, _CORRELATION_RESPONSE],
@@ -227,6 +240,7 @@ class OperationExecuteView(OperationsAPIView):
             200: OperationSchema,
             **problem_responses(
                 {
+                    403: _NOT_OWNED,
                     404: f"{_DISABLED} `DPM_ASYNC_MANUAL_EXECUTION_DISABLED`: execute is switched off. "
                     f"{_NOT_FOUND}",
                     409: "`DPM_ASYNC_OPERATION_NOT_EXECUTABLE`: the operation is not PENDING "
@@ -238,7 +252,7 @@ class OperationExecuteView(OperationsAPIView):
     )
     def post(self, request: Request, operation_id: str) -> HttpResponse:
         manual_execution_check()
-        return _operation_response(operation_execute(operation_id))
+        return _operation_response(operation_execute(operation_id, scope=self.scope(request)))
 
 
 class OperationCancelView(OperationsAPIView):
@@ -250,7 +264,8 @@ class OperationCancelView(OperationsAPIView):
         description=(
             "A PENDING operation becomes FAILED with `OPERATION_CANCELLED` at once. A RUNNING one "
             "stops before its next scenario and then ends the same way; the answer still shows it "
-            "RUNNING. A finished one is a 409."
+            "RUNNING. A finished one is a 409. Only the owner cancels an operation (staff cancel "
+            "through the admin)."
         ),
         request=None,
         parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE],
@@ -258,6 +273,7 @@ class OperationCancelView(OperationsAPIView):
             200: OperationSchema,
             **problem_responses(
                 {
+                    403: _NOT_OWNED,
                     404: f"{_DISABLED} {_NOT_FOUND}",
                     409: "`DPM_ASYNC_OPERATION_NOT_CANCELLABLE`: the operation already finished "
                     "(`operation_status` says how).",
@@ -267,4 +283,4 @@ class OperationCancelView(OperationsAPIView):
         tags=["operations"],
     )
     def post(self, request: Request, operation_id: str) -> HttpResponse:
-        return _operation_response(operation_cancel(operation_id))
+        return _operation_response(operation_cancel(operation_id, scope=self.scope(request)))

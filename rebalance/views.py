@@ -37,9 +37,10 @@ class RebalanceAnalysisView(APIView):
             200: BatchRebalanceResultSchema,
             **problem_responses(
                 {
-                    400: "The body is not valid JSON or fails validation; `errors` names each field.",
-                    413: "The body is larger than the configured limit.",
-                    415: "The body is not application/json.",
+                    400: "`VALIDATION_ERROR` / `MALFORMED_JSON`: the body is not valid JSON or fails "
+                    "validation; `errors` names each field. `INVALID_CORRELATION_ID`: bad `X-Correlation-Id`.",
+                    413: "`REQUEST_TOO_LARGE`: the body is larger than the configured limit.",
+                    415: "`UNSUPPORTED_MEDIA_TYPE`: the body is not application/json.",
                 }
             ),
         },

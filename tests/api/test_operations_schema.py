@@ -13,13 +13,15 @@ def schema() -> dict:
     return SchemaGenerator().get_schema(request=None, public=True)
 
 
+# 400: every endpoint refuses a bad X-Correlation-Id; 401: every endpoint needs a caller; 403:
+# staff may read but not execute or cancel another owner's operation.
 EXPECTED = {
-    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "404", "409", "413", "415"},
-    ("/rebalance/operations", "get"): {"200", "400", "404"},
-    ("/rebalance/operations/{operation_id}", "get"): {"200", "404"},
-    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "404"},
-    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "404", "409"},
-    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "404", "409"},
+    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "404", "409", "413", "415"},
+    ("/rebalance/operations", "get"): {"200", "400", "401", "404"},
+    ("/rebalance/operations/{operation_id}", "get"): {"200", "400", "401", "404"},
+    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "400", "401", "404"},
+    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "403", "404", "409"},
+    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "403", "404", "409"},
 }
 
 
@@ -44,7 +46,7 @@ def test_every_problem_code_is_named_in_the_document(schema):
     text = str(schema["paths"])
     for code in (errors.OPERATIONS_DISABLED, errors.MANUAL_EXECUTION_DISABLED, errors.OPERATION_NOT_FOUND,
                  errors.OPERATION_NOT_EXECUTABLE, errors.OPERATION_NOT_CANCELLABLE,
-                 errors.OPERATION_CORRELATION_CONFLICT):
+                 errors.OPERATION_CORRELATION_CONFLICT, errors.OPERATION_NOT_OWNED):
         assert f"`{code}`" in text, code
     assert schema["components"]["schemas"]["OperationFailureCode"]["enum"] == list(errors.FAILURE_CODES)
 

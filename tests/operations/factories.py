@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from operations.models import Operation, OperationStatus, OperationType, operation_id_generate
 from rebalance.serializers import batch_request_parse
@@ -18,6 +20,31 @@ LIST_URL = "/rebalance/operations"
 
 OPERATION_ID_RE = re.compile(r"dop_[0-9a-f]{32}")
 INSTANT_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
+
+
+# The user the `client` fixture (tests/conftest.py) authenticates as, and the default owner of the
+# rows `operation_row` stores: so a test that stores a row and reads it back sees it.
+API_USERNAME = "api-user"
+
+
+def api_user(username: str = API_USERNAME, **fields: Any) -> Any:
+    """The user `username`, created on first use (without a password: it calls with a token)."""
+    user, _ = get_user_model().objects.get_or_create(username=username, defaults=fields)
+    return user
+
+
+def api_token(user: Any = None) -> str:
+    """The API token key of `user` (default: the `client` fixture's user), created on first use."""
+    token, _ = Token.objects.get_or_create(user=user or api_user())
+    return token.key
+
+
+def api_headers(user: Any = None) -> dict[str, str]:
+    """`Authorization: Token …` headers of `user` (default: the `client` fixture's user)."""
+    return {"Authorization": f"Token {api_token(user)}"}
+
+
+_DEFAULT_OWNER: Any = object()
 
 
 def batch_body(**scenarios: dict[str, Any]) -> dict[str, Any]:
@@ -66,12 +93,14 @@ def operation_row(
     created_at: datetime | None = None,
     ttl: timedelta = timedelta(days=1),
     body: dict[str, Any] | None = None,
+    owner: Any = _DEFAULT_OWNER,
     **fields: Any,
 ) -> Operation:
     """Stores an operation directly (a fixture for tests that need a row in a given state).
 
     Fills in what the constraints require for `status`: a result when SUCCEEDED, an error when
-    FAILED, started/finished/lease timestamps as the status implies.
+    FAILED, started/finished/lease timestamps as the status implies. `owner` defaults to the
+    `client` fixture's user; None stores an anonymous (DPM_API_AUTH_REQUIRED=false) operation.
     """
     now = created_at or timezone.now()
     batch = batch_request_parse(body or batch_body())
@@ -79,6 +108,7 @@ def operation_row(
         "id": operation_id_generate(),
         "operation_type": OperationType.ANALYZE_SCENARIOS,
         "status": status,
+        "owner": api_user() if owner is _DEFAULT_OWNER else owner,
         "correlation_id": correlation_id or f"corr-{operation_id_generate()[4:]}",
         "request": batch.canonical_json(),
         "request_fingerprint": batch.fingerprint(),

@@ -111,3 +111,56 @@ def test_view_only_staff_can_browse_but_not_act(client):
     assert response.status_code == 200
     assert "cancel_selected" not in response.content.decode()
     assert client.get(f"{CHANGELIST}{operation.id}/change/").status_code == 200
+
+
+# --- who gets in (spec/api.md section 9) -------------------------------------------------------
+
+def test_the_admin_is_for_staff_only(client):
+    user = User.objects.create_user("plain", password="pw")
+    user.user_permissions.add(Permission.objects.get(codename="view_operation"))
+    client.force_login(user)
+    operation = operation_row()
+    for path in ("/admin/", CHANGELIST, f"{CHANGELIST}{operation.id}/change/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), path
+
+
+def test_an_api_token_does_not_open_the_admin(client):
+    # The `client` fixture carries a token; the admin only knows sessions.
+    response = client.get(CHANGELIST)
+    assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+
+
+def test_staff_without_the_view_permission_cannot_browse_operations(client):
+    client.force_login(User.objects.create_user("helpdesk", password="pw", is_staff=True))
+    assert client.get(CHANGELIST).status_code == 403
+
+
+def test_the_owner_is_shown(staff):
+    operation = operation_row()
+    assert "api-user" in staff.get(CHANGELIST).content.decode()
+    assert "api-user" in staff.get(f"{CHANGELIST}{operation.id}/change/").content.decode()
+
+
+def test_a_nul_byte_search_does_not_fail(staff):
+    operation_row()
+    assert staff.get(CHANGELIST + "?q=%00").status_code == 200
+
+
+def test_api_tokens_are_not_in_the_admin(staff):
+    from tests.operations.factories import api_token
+
+    key = api_token()
+    assert staff.get("/admin/authtoken/tokenproxy/").status_code == 404
+    assert key not in staff.get("/admin/").content.decode()
+
+
+def test_deactivating_a_user_in_the_admin_cuts_off_their_token(staff):
+    from django.test import Client
+
+    from tests.operations.factories import api_headers, api_user
+
+    program = Client(headers=api_headers())
+    assert program.get("/rebalance/operations").status_code == 200
+    User.objects.filter(pk=api_user().pk).update(is_active=False)
+    assert program.get("/rebalance/operations").status_code == 401

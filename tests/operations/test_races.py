@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from operations import services
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import ASYNC_URL, batch_body, operation_row
+from tests.operations.factories import ASYNC_URL, api_headers, api_token, batch_body, operation_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +58,9 @@ def race(*actions: Callable[[], Any]) -> list[Any]:
 
 
 def post(url: str, body: Any = None, **headers: str) -> Callable[[], tuple[int, dict]]:
+    # The token is looked up (or created) here, in the test's thread, never by the racing threads.
+    headers = {**api_headers(), **headers}
+
     def action() -> tuple[int, dict]:
         kwargs = {"data": json.dumps(body), "content_type": "application/json"} if body is not None else {}
         response = Client().post(url, headers=headers, **kwargs)
@@ -220,3 +223,33 @@ def test_purge_running_beside_the_service_deletes_only_expired_rows():
     assert purged == 30
     assert executed == [200] * 5 and cancelled == [200] * 5
     assert set(Operation.objects.values_list("pk", flat=True)) == {op.id for op in live}
+
+
+# --- per-owner correlation ids (spec/api.md section 9) ---------------------------------------
+
+@override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
+def test_concurrent_submissions_of_two_owners_with_one_correlation_id_create_one_operation_each():
+    from tests.operations.factories import api_user
+
+    bob = f"Token {api_token(api_user('bob'))}"
+    actions = [post(ASYNC_URL, batch_body(), **{"X-Correlation-Id": "race-own-1"}) for _ in range(THREADS // 2)]
+    actions += [post(ASYNC_URL, batch_body(), Authorization=bob, **{"X-Correlation-Id": "race-own-1"})
+                for _ in range(THREADS // 2)]
+    outcomes = race(*actions)
+    assert sorted(status for status, _ in outcomes) == [200] * (THREADS - 2) + [202] * 2
+    assert Operation.objects.filter(correlation_id="race-own-1").count() == 2
+    assert Operation.objects.values("owner").distinct().count() == 2
+
+
+@override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY", DPM_API_AUTH_REQUIRED=False)
+def test_concurrent_anonymous_submissions_create_one_operation():
+    # NULLs never collide in a unique index: the partial unique index on anonymous rows does it.
+    def anonymous() -> tuple[int, dict]:
+        response = Client().post(ASYNC_URL, data=json.dumps(batch_body()), content_type="application/json",
+                                 headers={"X-Correlation-Id": "race-anon-1"})
+        return response.status_code, json.loads(response.content)
+
+    outcomes = race(*[anonymous for _ in range(THREADS)])
+    assert sorted(status for status, _ in outcomes) == [200] * (THREADS - 1) + [202]
+    stored = Operation.objects.get()
+    assert stored.owner_id is None and stored.correlation_id == "race-anon-1"

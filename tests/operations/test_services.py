@@ -9,6 +9,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from operations import services
+from operations.access import OPERATIONS_ALL as ALL
 from operations.errors import (
     OperationCorrelationConflict,
     OperationNotCancellable,
@@ -17,7 +18,7 @@ from operations.errors import (
 )
 from operations.models import Operation, OperationStatus
 from rebalance.serializers import batch_request_parse
-from tests.operations.factories import batch_body, operation_row
+from tests.operations.factories import api_user, batch_body, operation_row
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +132,7 @@ def test_a_run_fenced_off_by_a_newer_attempt_is_discarded():
 
 def test_cancel_of_pending_fails_it_at_once():
     operation = operation_row()
-    cancelled = services.operation_cancel(operation.id)
+    cancelled = services.operation_cancel(operation.id, scope=ALL)
     assert cancelled.status == FAILED
     assert cancelled.error == {"code": "OPERATION_CANCELLED", "message": "The operation was cancelled.",
                                "details": {"cancelled_while": "PENDING"}}
@@ -149,7 +150,7 @@ def test_cancel_of_running_is_a_request_the_run_honours_before_its_next_scenario
             before_scenario(name)
             started.append(name)
             if name == "a":
-                services.operation_cancel(operation.id)
+                services.operation_cancel(operation.id, scope=ALL)
         return real(batch, correlation_id=correlation_id, before_scenario=hook)
 
     monkeypatch.setattr(services, "rebalance_analyze_batch", run_and_cancel_after_first)
@@ -164,7 +165,7 @@ def test_cancel_of_running_is_a_request_the_run_honours_before_its_next_scenario
 def test_a_cancel_during_the_last_scenario_still_ends_the_run_cancelled():
     operation = operation_row()
     attempt = services.operation_claim(operation)
-    services.operation_cancel(operation.id)
+    services.operation_cancel(operation.id, scope=ALL)
     assert services.operation_complete(operation.id, attempt, b"{}") is True
     stored = reload(operation)
     assert (stored.status, stored.error["details"], stored.result) == (FAILED, {"cancelled_while": "RUNNING"}, None)
@@ -174,13 +175,13 @@ def test_a_cancel_during_the_last_scenario_still_ends_the_run_cancelled():
 def test_cancel_of_a_finished_operation_is_refused(status):
     operation = operation_row(status=status)
     with pytest.raises(OperationNotCancellable):
-        services.operation_cancel(operation.id)
+        services.operation_cancel(operation.id, scope=ALL)
     assert reload(operation).status == status
 
 
 def test_cancel_of_an_unknown_operation_is_not_found():
     with pytest.raises(OperationNotFound):
-        services.operation_cancel("dop_" + "a" * 32)
+        services.operation_cancel("dop_" + "a" * 32, scope=ALL)
 
 
 # --- execute ---------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def test_execute_that_loses_the_claim_is_not_executable(monkeypatch):
 
     monkeypatch.setattr(services, "operation_claim", claim_after_someone_else)
     with pytest.raises(OperationNotExecutable) as raised:
-        services.operation_execute(operation.id)
+        services.operation_execute(operation.id, scope=ALL)
     assert raised.value.extra == {"operation_id": operation.id, "operation_status": "RUNNING"}
 
 
@@ -204,11 +205,11 @@ def test_execute_records_a_result_only_once_even_if_the_row_is_cancelled_mid_run
 
     def cancel_then_finish(batch, *, correlation_id, before_scenario):
         before_scenario("baseline")
-        services.operation_cancel(operation.id)
+        services.operation_cancel(operation.id, scope=ALL)
         return b'{"would": "be stored"}'
 
     monkeypatch.setattr(services, "rebalance_analyze_batch", cancel_then_finish)
-    finished = services.operation_execute(operation.id)
+    finished = services.operation_execute(operation.id, scope=ALL)
     assert (finished.status, finished.result, finished.error["code"]) == (FAILED, None, "OPERATION_CANCELLED")
 
 
@@ -223,7 +224,7 @@ def test_a_lease_lost_mid_run_discards_the_result(monkeypatch):
         raise AssertionError("not reached")
 
     monkeypatch.setattr(services, "rebalance_analyze_batch", lose_lease_after_first)
-    services.operation_execute(operation.id)
+    services.operation_execute(operation.id, scope=ALL)
     stored = reload(operation)
     assert (stored.status, stored.attempt, stored.result, stored.error) == (PENDING, 1, None, None)
 
@@ -240,7 +241,7 @@ def test_the_runner_renews_its_lease_between_scenarios(monkeypatch):
         return b"{}"
 
     monkeypatch.setattr(services, "rebalance_analyze_batch", observe)
-    services.operation_execute(operation.id)
+    services.operation_execute(operation.id, scope=ALL)
     assert leases[0] < leases[1]
 
 
@@ -275,13 +276,14 @@ def test_lease_recovery_requeues_fails_or_cancels():
 
 @override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
 def test_submit_then_replay_then_conflict():
-    batch = batch_request_parse(batch_body())
-    first = services.operation_submit(batch, correlation_id="svc-1")
+    batch, owner_id = batch_request_parse(batch_body()), api_user().pk
+    first = services.operation_submit(batch, correlation_id="svc-1", owner_id=owner_id)
     assert first.replayed is False and first.operation.status == PENDING
-    again = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-1")
+    again = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-1", owner_id=owner_id)
     assert again.replayed is True and again.operation.id == first.operation.id
     with pytest.raises(OperationCorrelationConflict) as raised:
-        services.operation_submit(batch_request_parse(batch_body(x={"options": {}})), correlation_id="svc-1")
+        services.operation_submit(batch_request_parse(batch_body(x={"options": {}})), correlation_id="svc-1",
+                                  owner_id=owner_id)
     assert raised.value.extra == {"operation_id": first.operation.id, "status_url": first.operation.status_url}
 
 
@@ -289,7 +291,8 @@ def test_submit_then_replay_then_conflict():
 def test_submit_replaces_an_expired_holder_of_the_correlation_id_even_a_stuck_running_one():
     old = operation_row(status=RUNNING, correlation_id="svc-2", created_at=timezone.now() - timedelta(days=3),
                         lease_expires_at=timezone.now() - timedelta(days=2))
-    submission = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-2")
+    submission = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-2",
+                                           owner_id=api_user().pk)
     assert submission.replayed is False
     assert not Operation.objects.filter(pk=old.pk).exists()
 

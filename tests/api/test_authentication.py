@@ -1,0 +1,203 @@
+"""Who may call (spec/api.md section 9): tokens for programs, sessions for people, 401 otherwise."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.test import Client, override_settings
+from rest_framework.authtoken.models import Token
+
+from operations.models import Operation
+from tests.operations.factories import api_headers, api_user, batch_body, operation_row, parse, submit
+
+pytestmark = pytest.mark.django_db
+
+REPO = Path(__file__).resolve().parents[2]
+OPERATION_ID = "dop_" + "0" * 32
+
+# Every endpoint that needs a caller, with a request that would otherwise be valid.
+AUTHENTICATED_ENDPOINTS = [
+    ("post", "/rebalance/analyze"),
+    ("post", "/rebalance/analyze/async"),
+    ("get", "/rebalance/operations"),
+    ("get", f"/rebalance/operations/{OPERATION_ID}"),
+    ("get", "/rebalance/operations/by-correlation/corr-1"),
+    ("post", f"/rebalance/operations/{OPERATION_ID}/execute"),
+    ("post", f"/rebalance/operations/{OPERATION_ID}/cancel"),
+]
+
+
+def call(client: Client, method: str, path: str, **headers: str):
+    if method == "post":
+        return client.post(path, data=json.dumps(batch_body()), content_type="application/json", headers=headers)
+    return client.get(path, headers=headers)
+
+
+def not_authenticated(detail: str, correlation_id: str) -> dict:
+    return {
+        "type": "https://dpm-async.dev/problems/not-authenticated",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": detail,
+        "code": "NOT_AUTHENTICATED",
+        "correlation_id": correlation_id,
+    }
+
+
+@pytest.mark.parametrize(("method", "path"), AUTHENTICATED_ENDPOINTS)
+def test_no_credentials_is_a_401_problem_with_a_token_challenge(anonymous_client, method, path):
+    response = call(anonymous_client, method, path, **{"X-Correlation-Id": "who-1"})
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["WWW-Authenticate"] == "Token"
+    assert response["X-Correlation-Id"] == "who-1"
+    assert parse(response) == not_authenticated("Authentication credentials were not provided.", "who-1")
+
+
+@pytest.mark.parametrize(("method", "path"), AUTHENTICATED_ENDPOINTS)
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        ("Token 0123456789abcdef0123456789abcdef01234567", "Invalid token."),
+        ("Token", "Invalid token header. No credentials provided."),
+        ("Token a b", "Invalid token header. Token string should not contain spaces."),
+    ],
+)
+def test_a_bad_token_is_a_401(anonymous_client, method, path, authorization, detail):
+    response = call(anonymous_client, method, path, Authorization=authorization, **{"X-Correlation-Id": "bad-1"})
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert parse(response) == not_authenticated(detail, "bad-1")
+
+
+def test_a_token_authenticates_and_a_revoked_one_no_longer_does(anonymous_client):
+    headers = api_headers()
+    assert anonymous_client.get("/rebalance/operations", headers=headers).status_code == 200
+    Token.objects.filter(user=api_user()).delete()
+    assert anonymous_client.get("/rebalance/operations", headers=headers).status_code == 401
+
+
+def test_an_inactive_users_token_is_refused(anonymous_client):
+    headers = api_headers()
+    User.objects.filter(pk=api_user().pk).update(is_active=False)
+    response = anonymous_client.get("/rebalance/operations", headers=headers)
+    assert response.status_code == 401
+    assert parse(response)["detail"] == "User inactive or deleted."
+
+
+def test_credentials_are_checked_before_the_operations_switch(anonymous_client):
+    with override_settings(DPM_ASYNC_OPERATIONS_ENABLED=False):
+        assert anonymous_client.get("/rebalance/operations").status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready", "/schema/", "/docs/"])
+def test_probes_schema_and_docs_need_no_credentials_and_ignore_bad_ones(anonymous_client, path):
+    assert anonymous_client.get(path).status_code == 200
+    assert anonymous_client.get(path, headers={"Authorization": "Token not-a-token"}).status_code == 200
+
+
+def test_an_admin_session_authenticates_reads():
+    client = Client()
+    client.force_login(api_user())
+    operation = operation_row()
+    assert client.get(f"/rebalance/operations/{operation.id}").status_code == 200
+
+
+def test_a_session_caller_must_send_the_csrf_token_on_posts():
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(api_user())
+    response = submit(client)
+    assert response.status_code == 403
+    assert parse(response)["code"] == "PERMISSION_DENIED"
+    assert "CSRF" in parse(response)["detail"]
+    assert not Operation.objects.exists()
+
+
+def test_a_token_caller_needs_no_csrf_token():
+    client = Client(enforce_csrf_checks=True, headers=api_headers())
+    assert submit(client).status_code == 202
+
+
+# --- DPM_API_AUTH_REQUIRED=false ---------------------------------------------------------------
+
+@override_settings(DPM_API_AUTH_REQUIRED=False)
+def test_without_required_auth_anonymous_callers_are_served_as_nobody(anonymous_client, client):
+    response = submit(anonymous_client, **{"X-Correlation-Id": "local-1"})
+    assert response.status_code == 202
+    operation = Operation.objects.get(pk=parse(response)["operation_id"])
+    assert operation.owner is None
+    assert anonymous_client.get(operation.status_url).status_code == 200
+    # An authenticated caller is still itself: the anonymous operations are not its own.
+    assert client.get(operation.status_url).status_code == 404
+    # And a bad token is still refused rather than taken for anonymous.
+    assert anonymous_client.get("/rebalance/operations", headers={"Authorization": "Token nope"}).status_code == 401
+
+
+def test_turning_auth_off_logs_a_warning_at_start():
+    environment = {**os.environ, "DPM_API_AUTH_REQUIRED": "false", "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    completed = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=environment,
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert "WARNING dpm_async.settings" in completed.stderr
+    assert "DPM_API_AUTH_REQUIRED=false: the API answers anonymous callers" in completed.stderr
+
+
+def test_the_example_environment_requires_auth():
+    lines = (REPO / ".env.example").read_text().splitlines()
+    assert "DPM_API_AUTH_REQUIRED=true" in lines
+
+
+# --- manage.py issue_token ---------------------------------------------------------------------
+
+def issue_token(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("issue_token", *args, stdout=out, stderr=err)
+    return out.getvalue().strip(), err.getvalue().strip()
+
+
+def test_issue_token_creates_a_user_and_prints_only_the_key(anonymous_client):
+    key, summary = issue_token("orchestrator", "--create-user")
+    assert summary == "new token for orchestrator (user created)"
+    user = User.objects.get(username="orchestrator")
+    assert Token.objects.get(user=user).key == key and len(key) == 40
+    assert not user.has_usable_password() and not user.is_staff
+    assert anonymous_client.get("/rebalance/operations", headers={"Authorization": f"Token {key}"}).status_code == 200
+
+
+def test_issue_token_returns_the_existing_token_and_rotate_replaces_it():
+    first, _ = issue_token("orchestrator", "--create-user")
+    again, summary = issue_token("orchestrator")
+    assert again == first and summary == "existing token for orchestrator"
+    rotated, _ = issue_token("orchestrator", "--rotate")
+    assert rotated != first
+    assert list(Token.objects.values_list("key", flat=True)) == [rotated]
+
+
+def test_issue_token_refuses_an_unknown_user_without_create_user():
+    with pytest.raises(CommandError, match="no user 'ghost'; pass --create-user"):
+        issue_token("ghost")
+    assert not User.objects.filter(username="ghost").exists()
+
+
+def test_issue_token_staff_grants_the_view_permission():
+    issue_token("support", "--create-user", "--staff")
+    user = User.objects.get(username="support")
+    assert user.is_staff and user.has_perm("operations.view_operation")
+    assert not user.has_perm("operations.change_operation")
+
+
+def test_revoke_deletes_the_token(anonymous_client):
+    key, _ = issue_token("orchestrator", "--create-user")
+    _, summary = issue_token("orchestrator", "--revoke")
+    assert summary == "revoked the token of orchestrator"
+    assert not Token.objects.exists()
+    assert anonymous_client.get("/rebalance/operations", headers={"Authorization": f"Token {key}"}).status_code == 401
+    assert issue_token("orchestrator", "--revoke")[1] == "orchestrator has no token"
