@@ -1,0 +1,355 @@
+"""WORKER mode in process: the enqueue seam, the task, the lease keeper, recovery and the sweep.
+
+The suite keeps the production tasks backend (django-tasks-db's DatabaseBackend), so a WORKER-mode
+submission leaves a real task row in the test database, and `call_command("db_worker", "--batch")`
+runs the real worker loop over it. The immediate backend is not used on purpose: it would run the
+batch inside the submission's on-commit hook, in the request, which hides exactly the hand-off
+these tests are about. Several worker processes, SIGKILL and SIGSTOP are in tests/workers.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command, get_commands
+from django.db import OperationalError, connections
+from django.tasks import TaskResultStatus
+from django.test import override_settings
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from dpm_async.correlation import correlation_id_current
+from operations import services, tasks
+from operations.management.commands.db_worker import OperationsSweeper
+from operations.models import Operation, OperationStatus
+from operations.tasks import operation_run_task
+from rebalance.serializers import batch_request_parse
+from tests.operations.factories import batch_body, operation_row
+
+PENDING, RUNNING, SUCCEEDED, FAILED = (OperationStatus.PENDING, OperationStatus.RUNNING,
+                                       OperationStatus.SUCCEEDED, OperationStatus.FAILED)
+TASK_PATH = "operations.tasks.operation_run_task"
+
+
+def reload(operation: Operation) -> Operation:
+    return Operation.objects.get(pk=operation.pk)
+
+
+def queued_for(operation: Operation) -> list[DBTaskResult]:
+    return [t for t in DBTaskResult.objects.filter(task_path=TASK_PATH) if t.args_kwargs["args"] == [operation.id]]
+
+
+def submit(correlation_id: str) -> Operation:
+    batch = batch_request_parse(batch_body())
+    return services.operation_submit(batch, correlation_id=correlation_id, owner_id=None).operation
+
+
+# --- the enqueue seam ------------------------------------------------------------------------
+
+@pytest.mark.django_db
+@override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER")
+def test_worker_mode_enqueues_one_task_once_the_submission_commits(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        operation = submit("w-1")
+    assert DBTaskResult.objects.count() == 0  # nothing before the commit: a worker could not see the row
+    for callback in callbacks:
+        callback()
+    [queued] = DBTaskResult.objects.all()
+    assert (queued.task_path, queued.args_kwargs, queued.status) == (
+        TASK_PATH, {"args": [operation.id], "kwargs": {}}, TaskResultStatus.READY
+    )
+    assert reload(operation).status == PENDING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["ACCEPT_ONLY", "INLINE"])
+def test_other_modes_enqueue_nothing(mode, django_capture_on_commit_callbacks):
+    with override_settings(DPM_ASYNC_EXECUTION_MODE=mode), django_capture_on_commit_callbacks(execute=True):
+        submit("w-2")
+    assert DBTaskResult.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_failed_enqueue_is_logged_not_raised(monkeypatch, caplog):
+    operation = operation_row()
+
+    class Unreachable:
+        def enqueue(self, *args, **kwargs):
+            raise ConnectionError("queue down")
+
+    monkeypatch.setattr(tasks, "operation_run_task", Unreachable())
+    assert services.operation_enqueue(operation) is False
+    assert f"could not enqueue operation {operation.id}" in caplog.text
+
+
+# --- the task --------------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_the_task_claims_and_runs_the_operation_and_a_duplicate_does_nothing():
+    operation = operation_row()
+    first = operation_run_task.call(operation.id)
+    stored = reload(operation)
+    assert (stored.status, stored.attempt) == (SUCCEEDED, 1)
+    assert first == {"operation_id": operation.id, "ran": True, "attempt": 1, "recorded": True}
+    finished_at = stored.finished_at
+    assert operation_run_task.call(operation.id) == {
+        "operation_id": operation.id, "ran": False, "attempt": None, "recorded": False
+    }
+    assert reload(operation).finished_at == finished_at
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", [RUNNING, SUCCEEDED, FAILED])
+def test_a_task_for_an_operation_no_longer_pending_does_nothing(status):
+    operation = operation_row(status=status)
+    before = Operation.objects.filter(pk=operation.pk).values().get()
+    assert operation_run_task.call(operation.id)["ran"] is False
+    assert Operation.objects.filter(pk=operation.pk).values().get() == before
+
+
+@pytest.mark.django_db
+def test_a_task_for_an_expired_or_purged_operation_does_nothing():
+    expired = operation_row(created_at=timezone.now() - timedelta(days=2))
+    assert operation_run_task.call(expired.id)["ran"] is False
+    assert reload(expired).status == PENDING
+    assert operation_run_task.call("dop_" + "0" * 32)["ran"] is False
+
+
+@pytest.mark.django_db
+def test_the_task_logs_under_the_operation_s_correlation_id(monkeypatch):
+    operation = operation_row(correlation_id="orch-77")
+    seen = []
+
+    def observe(batch, *, correlation_id, before_scenario):
+        seen.append(correlation_id_current())
+        return b"{}"
+
+    monkeypatch.setattr(services, "rebalance_analyze_batch", observe)
+    operation_run_task.call(operation.id)
+    assert seen == ["orch-77"]
+    assert correlation_id_current() is None  # unbound afterwards
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER")
+def test_the_worker_loop_drains_the_queue_and_runs_each_operation_once():
+    operations = [submit(f"w-loop-{i}") for i in range(3)]
+    services.operation_enqueue(operations[0])  # a duplicate task: harmless
+    call_command("db_worker", "--batch", "--no-reload", "--no-startup-delay", "--interval", "0", verbosity=0)
+    assert [(reload(o).status, reload(o).attempt) for o in operations] == [(SUCCEEDED, 1)] * 3
+    outcomes = sorted(
+        (t.args_kwargs["args"][0], t.return_value["ran"]) for t in DBTaskResult.objects.filter(task_path=TASK_PATH)
+    )
+    assert outcomes == sorted([(o.id, True) for o in operations] + [(operations[0].id, False)])
+    assert set(DBTaskResult.objects.values_list("status", flat=True)) == {TaskResultStatus.SUCCESSFUL}
+
+
+def test_db_worker_is_the_operations_command():
+    # "operations" is listed before "django_tasks_db": its db_worker (with lease recovery) wins.
+    assert get_commands()["db_worker"] == "operations"
+
+
+def test_the_worker_starts_its_loop_again_after_losing_the_database(monkeypatch):
+    from operations.management.commands import db_worker
+
+    calls = []
+
+    def backend_loop(self, *args, **options):
+        calls.append(options["interval"])
+        if len(calls) == 1:
+            raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(db_worker.DatabaseWorkerCommand, "handle", backend_loop)
+    monkeypatch.setattr(db_worker, "RESTART_PAUSE_SECONDS", 0)
+    monkeypatch.setattr(db_worker.OperationsSweeper, "run", lambda self: None)
+    call_command("db_worker", "--no-reload", "--interval", "0.5", verbosity=0)
+    assert calls == [0.5, 0.5]
+
+
+# --- the lease keeper ------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
+def test_a_scenario_longer_than_the_lease_keeps_its_operation(monkeypatch):
+    operation = operation_row()
+    recoveries = []
+
+    def one_long_scenario(batch, *, correlation_id, before_scenario):
+        before_scenario("baseline")
+        deadline = time.monotonic() + 2.5  # 2.5 leases without reaching another scenario
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            recoveries.append(services.operations_recover_expired_leases())
+        return b'{"long": true}'
+
+    monkeypatch.setattr(services, "rebalance_analyze_batch", one_long_scenario)
+    assert operation_run_task.call(operation.id)["recorded"] is True
+    stored = reload(operation)
+    assert (stored.status, stored.attempt, stored.result) == (SUCCEEDED, 1, b'{"long": true}')
+    assert len(recoveries) >= 10 and set(recoveries) == {0}
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
+def test_without_the_keeper_the_same_scenario_loses_its_operation(monkeypatch):
+    # The control for the test above: the between-scenario heartbeat alone lets the lease lapse.
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    time.sleep(1.1)
+    assert services.operations_recover_expired_leases(enqueue=False) == 1
+    assert services.operation_complete(operation.id, attempt, b"{}") is False
+    assert (reload(operation).status, reload(operation).attempt) == (PENDING, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
+def test_the_keeper_ends_on_its_own_once_the_row_is_not_its_run():
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    keeper = services._LeaseKeeper(operation.id, attempt)
+    keeper.start()
+    time.sleep(0.5)
+    renewed = reload(operation).lease_expires_at
+    assert renewed > operation.created_at + timedelta(seconds=1)
+    Operation.objects.filter(pk=operation.pk).update(attempt=attempt + 1)  # taken by another run
+    keeper.join(timeout=3)
+    assert not keeper.is_alive()
+    assert reload(operation).lease_expires_at == renewed  # its late renewal matched nothing
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=3)
+def test_the_keeper_stops_when_the_run_ends_and_closes_its_connection():
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    closed = []
+    original = connections.close_all
+
+    def spy() -> None:
+        closed.append(True)
+        original()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services.connections, "close_all", spy)
+        started = time.monotonic()
+        with services.operation_lease_kept(operation.id, attempt):
+            pass
+        assert time.monotonic() - started < 0.5  # stopped at once, not after a renewal period
+    assert closed
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
+def test_the_keeper_gives_up_on_a_run_stuck_in_one_scenario(monkeypatch):
+    # A hung runner must not hold its operation forever: without progress the lease lapses.
+    monkeypatch.setattr(services, "LEASE_KEEPER_PATIENCE_LEASES", 1)
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    with services.operation_lease_kept(operation.id, attempt) as keeper:
+        for _ in range(5):  # 1.25 s with progress: kept alive
+            time.sleep(0.25)
+            keeper.progressed()
+        assert keeper.is_alive()
+        keeper.join(timeout=3)  # then none: it stops renewing
+        assert not keeper.is_alive()
+    time.sleep(1.1)
+    assert services.operations_recover_expired_leases(enqueue=False) == 1
+
+
+@pytest.mark.django_db
+def test_a_database_error_between_scenarios_abandons_the_run_without_failing_it(monkeypatch):
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+
+    def unreachable(operation_id, attempt):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "_operation_heartbeat", unreachable)
+    with pytest.raises(OperationalError):
+        services.operation_run_claimed(operation.id, attempt)
+    stored = reload(operation)
+    assert (stored.status, stored.error) == (RUNNING, None)  # left to lease recovery, not ENGINE_ERROR
+
+
+# --- recovery and the sweep ------------------------------------------------------------------
+
+def _lapsed(attempt: int = 1, **fields) -> Operation:
+    return operation_row(status=RUNNING, attempt=attempt, lease_expires_at=timezone.now() - timedelta(seconds=1),
+                         **fields)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("mode", "enqueue", "tasks_expected"), [
+    ("WORKER", None, 1), ("ACCEPT_ONLY", None, 0), ("INLINE", None, 0), ("ACCEPT_ONLY", True, 1),
+])
+def test_recovery_enqueues_what_it_requeued(mode, enqueue, tasks_expected, django_capture_on_commit_callbacks):
+    requeued = _lapsed(1)
+    exhausted = _lapsed(3)
+    with override_settings(DPM_ASYNC_EXECUTION_MODE=mode, DPM_ASYNC_MAX_ATTEMPTS=3), \
+            django_capture_on_commit_callbacks(execute=True):
+        assert services.operations_recover_expired_leases(enqueue=enqueue) == 2
+    assert len(queued_for(requeued)) == tasks_expected
+    assert queued_for(exhausted) == []
+    assert (reload(exhausted).status, reload(exhausted).error["code"]) == (FAILED, "EXECUTION_LEASE_EXPIRED")
+
+
+@pytest.mark.django_db
+@override_settings(DPM_ASYNC_MAX_ATTEMPTS=2)
+def test_a_run_that_dies_on_every_attempt_fails_with_lease_expired(django_capture_on_commit_callbacks):
+    operation = operation_row()
+    for attempt in (1, 2):
+        assert services.operation_claim(reload(operation)) == attempt
+        Operation.objects.filter(pk=operation.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        with django_capture_on_commit_callbacks(execute=True):
+            services.operations_recover_expired_leases(enqueue=True)
+    stored = reload(operation)
+    assert (stored.status, stored.attempt, stored.error["code"]) == (FAILED, 2, "EXECUTION_LEASE_EXPIRED")
+    assert stored.error["details"] == {"max_attempts": 2}
+    assert len(queued_for(operation)) == 1  # after the first death only
+
+
+@pytest.mark.django_db
+@override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER")
+def test_the_sweep_enqueues_pending_operations_that_have_no_task():
+    old = timezone.now() - services.STRANDED_PENDING_AFTER - timedelta(seconds=1)
+    stranded = operation_row(created_at=old)
+    queued = operation_row(created_at=old)
+    services.operation_enqueue(queued)
+    fresh = operation_row()  # its enqueue may still be on its way
+    running = operation_row(status=RUNNING, created_at=old)
+    assert services.operations_enqueue_stranded() == 1
+    assert (len(queued_for(stranded)), len(queued_for(queued)), queued_for(fresh), queued_for(running)) == (1, 1, [], [])
+    assert services.operations_enqueue_stranded() == 0  # now it has one
+
+
+@pytest.mark.django_db
+@override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
+def test_the_sweep_leaves_pending_operations_alone_outside_worker_mode():
+    operation_row(created_at=timezone.now() - timedelta(minutes=5))
+    assert services.operations_enqueue_stranded() == 0
+
+
+@pytest.mark.django_db
+@override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER")
+def test_the_sweep_cannot_tell_with_another_backend(monkeypatch):
+    operation_row(created_at=timezone.now() - timedelta(minutes=5))
+    monkeypatch.setattr(tasks, "operation_ids_queued", lambda ids: None)
+    assert services.operations_enqueue_stranded() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweeper_thread_recovers_and_requeues_at_start():
+    operation = _lapsed(1)
+    sweeper = OperationsSweeper(interval=60)
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not queued_for(operation) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sweeper.stopping.set()
+        sweeper.join(timeout=10)
+    assert not sweeper.is_alive()
+    assert (reload(operation).status, len(queued_for(operation))) == (PENDING, 1)
