@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from operations.models import OperationStatus
@@ -186,10 +187,13 @@ def test_limit_200_is_accepted(client):
 def test_a_page_is_one_query(client, django_assert_num_queries):
     rows(5)
     cursor = parse(get(client, "limit=2"))["next_cursor"]
-    # The caller's token (with its user), then the page.
-    with django_assert_num_queries(2):
+    # The caller's token (with its user), then the page; on PostgreSQL the page runs in its own
+    # (here: nested) transaction that turns bitmap scans off for it (services._keyset_page_rows).
+    expected = 5 if connection.vendor == "postgresql" else 2
+    with django_assert_num_queries(expected):
         assert get(client, "limit=2").status_code == 200
-    with django_assert_num_queries(2) as captured:
+    with django_assert_num_queries(expected) as captured:
         assert get(client, f"limit=2&cursor={cursor}").status_code == 200
-    sql = captured.captured_queries[1]["sql"]
-    assert '"result"' not in sql and '"request"' not in sql
+    pages = [q["sql"] for q in captured.captured_queries if '"operations_operation"' in q["sql"]]
+    assert len(pages) == 1
+    assert '"result"' not in pages[0] and '"request"' not in pages[0]
