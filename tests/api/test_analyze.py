@@ -11,37 +11,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from tests.operations.factories import batch_body
+
 URL = "/rebalance/analyze"
-
-
-def batch_body(**scenarios: dict[str, Any]) -> dict[str, Any]:
-    """A small USD portfolio: 10,000 USD cash and 40 AAA held; AAA and BBB on the shelf."""
-    return {
-        "portfolio_snapshot": {
-            "portfolio_id": "pf_api",
-            "base_currency": "USD",
-            "positions": [{"instrument_id": "AAA", "quantity": "40"}],
-            "cash_balances": [{"currency": "USD", "amount": "8000.00"}],
-        },
-        "market_data_snapshot": {
-            "prices": [
-                {"instrument_id": "AAA", "price": "50.00", "currency": "USD"},
-                {"instrument_id": "BBB", "price": "25.00", "currency": "USD"},
-            ],
-            "fx_rates": [],
-        },
-        "model_portfolio": {
-            "targets": [
-                {"instrument_id": "AAA", "weight": "0.5"},
-                {"instrument_id": "BBB", "weight": "0.3"},
-            ]
-        },
-        "shelf_entries": [
-            {"instrument_id": "AAA", "status": "APPROVED", "asset_class": "EQUITY"},
-            {"instrument_id": "BBB", "status": "APPROVED", "asset_class": "FIXED_INCOME"},
-        ],
-        "scenarios": scenarios or {"baseline": {"options": {}}},
-    }
 
 
 def post(client, body: Any, **headers: str):
@@ -63,7 +35,7 @@ def test_analyze_returns_batch_result_with_trades(client):
         "failed_scenarios", "warnings",
     ]
     assert re.fullmatch(r"batch_[0-9a-f]{8}", body["batch_run_id"])
-    assert body["base_snapshot_ids"] == {"portfolio_snapshot_id": "pf_api", "market_data_snapshot_id": "md"}
+    assert body["base_snapshot_ids"] == {"portfolio_snapshot_id": "pf_ops", "market_data_snapshot_id": "md"}
     assert body["failed_scenarios"] == {} and body["warnings"] == []
     result = body["results"]["baseline"]
     assert result["status"] == "READY"
