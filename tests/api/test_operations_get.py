@@ -8,34 +8,12 @@ import pytest
 from django.utils import timezone
 
 from operations.models import Operation, OperationStatus
+from tests.operations.factories import operation_resource as resource
 from tests.operations.factories import operation_row, parse
 
 pytestmark = pytest.mark.django_db
 
 
-def instant(value) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def resource(operation: Operation, **overrides) -> dict:
-    body = {
-        "operation_id": operation.id,
-        "operation_type": "ANALYZE_SCENARIOS",
-        "status": operation.status,
-        "is_executable": operation.status == OperationStatus.PENDING,
-        "correlation_id": operation.correlation_id,
-        "created_at": instant(operation.created_at),
-        "started_at": operation.started_at and instant(operation.started_at),
-        "finished_at": operation.finished_at and instant(operation.finished_at),
-        "expires_at": instant(operation.expires_at),
-        "attempt": operation.attempt,
-        "status_url": f"/rebalance/operations/{operation.id}",
-        "execute_url": f"/rebalance/operations/{operation.id}/execute",
-        "result": None,
-        "error": None,
-    }
-    body.update(overrides)
-    return body
 
 
 def not_found(correlation_id: str) -> dict:

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from operations.models import OperationStatus
 from operations.serializers import cursor_encode
+from tests.operations.factories import operation_list_item as item
 from tests.operations.factories import operation_row, parse
 
 pytestmark = pytest.mark.django_db
@@ -19,25 +20,6 @@ URL = "/rebalance/operations"
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)  # far enough ahead that nothing has expired
 
 
-def instant(value) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def item(operation) -> dict:
-    return {
-        "operation_id": operation.id,
-        "operation_type": "ANALYZE_SCENARIOS",
-        "status": operation.status,
-        "is_executable": operation.status == OperationStatus.PENDING,
-        "correlation_id": operation.correlation_id,
-        "created_at": instant(operation.created_at),
-        "started_at": operation.started_at and instant(operation.started_at),
-        "finished_at": operation.finished_at and instant(operation.finished_at),
-        "expires_at": instant(operation.expires_at),
-        "attempt": operation.attempt,
-        "status_url": f"/rebalance/operations/{operation.id}",
-        "execute_url": f"/rebalance/operations/{operation.id}/execute",
-    }
 
 
 def rows(count: int, **fields):

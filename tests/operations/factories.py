@@ -160,3 +160,38 @@ def result_normalised(result: dict[str, Any]) -> dict[str, Any]:
     out = json.loads(text)
     out["run_at_utc"] = "<instant>"
     return out
+
+
+def instant(value: datetime) -> str:
+    """An API timestamp: ISO 8601 in UTC with microseconds and `Z`."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # stored in UTC (USE_TZ)
+
+
+def operation_resource(operation: Operation, **overrides: Any) -> dict[str, Any]:
+    """The operation resource of api.md section 2 that the API should answer for `operation`."""
+    body: dict[str, Any] = {
+        "operation_id": operation.id,
+        "operation_type": "ANALYZE_SCENARIOS",
+        "status": operation.status,
+        "is_executable": operation.status == OperationStatus.PENDING,
+        "correlation_id": operation.correlation_id,
+        "created_at": instant(operation.created_at),
+        "started_at": operation.started_at and instant(operation.started_at),
+        "finished_at": operation.finished_at and instant(operation.finished_at),
+        "expires_at": instant(operation.expires_at),
+        "attempt": operation.attempt,
+        "status_url": f"/rebalance/operations/{operation.id}",
+        "execute_url": f"/rebalance/operations/{operation.id}/execute",
+        "result": None,
+        "error": None,
+    }
+    body.update(overrides)
+    return body
+
+
+def operation_list_item(operation: Operation) -> dict[str, Any]:
+    """A list item: the resource without `result` and `error`."""
+    item = operation_resource(operation)
+    del item["result"], item["error"]
+    return item
+
