@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +36,8 @@ import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+from benchlib import free_port, load_gen_batch
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_GEN_BATCH = REPO.parent / "shared" / "bench" / "gen_batch.py"
@@ -82,20 +82,6 @@ def _read_body(response: http.client.HTTPResponse) -> bytes:
 
 def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def load_gen_batch(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("gen_batch", path)
-    assert spec and spec.loader, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Service:
@@ -169,6 +155,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from operations.models import Operation, operation_id_generate
+
 owner = Token.objects.get(key={token!r}).user
 now = timezone.now()
 done = 0

@@ -17,7 +17,6 @@ The request generator is ../shared/bench/gen_batch.py (or --gen PATH); it is imp
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import signal
 import socket
@@ -28,17 +27,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchlib import free_port, load_gen_batch
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dpm_async.settings")
 os.environ.setdefault("DJANGO_DEBUG", "false")
-
-
-def load_generator(path: Path):
-    spec = importlib.util.spec_from_file_location("gen_batch", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def median_time(fn, runs: int) -> tuple[float, object]:
@@ -48,12 +42,6 @@ def median_time(fn, runs: int) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -83,7 +71,7 @@ def main() -> int:
     if not args.gen.exists():
         print(f"request generator not found at {args.gen}; pass --gen", file=sys.stderr)
         return 2
-    gen = load_generator(args.gen)
+    gen = load_gen_batch(args.gen)
 
     import django
 

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import os
 import random
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,27 +37,13 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import psycopg
+from benchlib import free_port, load_gen_batch
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_GEN_BATCH = REPO.parent / "shared" / "bench" / "gen_batch.py"
 SCALING_TARGET = 1.6
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def load_gen_batch(path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("gen_batch", path)
-    assert spec and spec.loader, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Deployment:
