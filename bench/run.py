@@ -78,7 +78,8 @@ def main() -> int:
     django.setup()
     from dpm_async.parsers import json_decode_body
     from rebalance.engine import prepare_inputs, run_rebalance
-    from rebalance.serializers import batch_request_parse, engine_options_parse
+    from rebalance.options import engine_options_parse
+    from rebalance.parsing import batch_request_parse
     from rebalance.services import rebalance_analyze_batch
 
     bodies = {
@@ -89,7 +90,7 @@ def main() -> int:
 
     def engine_only(raw: bytes):
         batch = batch_request_parse(json_decode_body(raw))
-        options = {name: engine_options_parse(o) for name, o in batch.scenarios.items()}
+        options = {name: engine_options_parse(s.options) for name, s in batch.scenarios.items()}
 
         def run():
             prepared = prepare_inputs(batch.inputs)

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-_HealthSerializer = inline_serializer(
-    "Health", {"status": serializers.CharField(), "checks": serializers.DictField(child=serializers.CharField())}
-)
+from dpm_async.openapi import Shape, problem_responses
+
+type HealthStatus = Literal["ok", "unavailable"]
+
+
+class Health(TypedDict):
+    """A probe's answer: `ok`, or `unavailable` with the failing check named in `checks`."""
+
+    status: HealthStatus
+    checks: dict[str, str]
 
 
 class HealthLiveView(APIView):
-    authentication_classes: list = []
+    authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(summary="The process is up", responses={200: _HealthSerializer}, tags=["health"])
+    @extend_schema(
+        summary="The process is up",
+        responses={200: Shape(Health), **problem_responses({}, authenticated=False)},
+        tags=["health"],
+    )
     def get(self, request: Request) -> Response:
-        return Response({"status": "ok", "checks": {}})
+        body: Health = {"status": "ok", "checks": {}}
+        return Response(body)
 
 
 def _database_check() -> str:
@@ -39,16 +52,16 @@ def _database_check() -> str:
 
 
 class HealthReadyView(APIView):
-    authentication_classes: list = []
+    authentication_classes: list[type] = []
     permission_classes = [AllowAny]
 
     @extend_schema(
         summary="The database is reachable and migrated",
-        responses={200: _HealthSerializer, 503: _HealthSerializer},
+        responses={200: Shape(Health), 503: Shape(Health), **problem_responses({}, authenticated=False)},
         tags=["health"],
     )
     def get(self, request: Request) -> Response:
         database = _database_check()
         ready = database == "ok"
-        return Response({"status": "ok" if ready else "unavailable", "checks": {"database": database}},
-                        status=200 if ready else 503)
+        body: Health = {"status": "ok" if ready else "unavailable", "checks": {"database": database}}
+        return Response(body, status=200 if ready else 503)

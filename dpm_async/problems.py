@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -40,6 +40,33 @@ THROTTLED = "THROTTLED"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
+class FieldError(TypedDict):
+    """One fault of a request: where (`portfolio_snapshot.positions[3].quantity`) and what."""
+
+    field: str
+    message: str
+
+
+class ProblemExtra(TypedDict, total=False):
+    """What some problems add: `errors` (a 400 about the body or the query), or the operation concerned."""
+
+    errors: list[FieldError]
+    operation_id: str
+    operation_status: str
+    status_url: str
+
+
+class ProblemBody(ProblemExtra):
+    """An RFC 9457 problem; `code` is stable and documented (docs/api.md), `detail` is for people."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    correlation_id: str | None
+
+
 class Problem(drf_exceptions.APIException):
     """A request or domain error with a stable code. Subclasses set status_code and default_code."""
 
@@ -47,9 +74,9 @@ class Problem(drf_exceptions.APIException):
     default_code = VALIDATION_ERROR
     default_detail = "The request is invalid."
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None, extra: dict[str, Any] | None = None):
+    def __init__(self, detail: str | None = None, *, code: str | None = None, extra: ProblemExtra | None = None):
         super().__init__(detail=detail or self.default_detail, code=code or self.default_code)
-        self.extra: dict[str, Any] = extra or {}
+        self.extra: ProblemExtra = extra or {}
 
 
 class RequestInvalid(Problem):
@@ -59,7 +86,7 @@ class RequestInvalid(Problem):
     default_code = VALIDATION_ERROR
     default_detail = "The request body is invalid."
 
-    def __init__(self, errors: list[dict[str, str]], detail: str | None = None):
+    def __init__(self, errors: list[FieldError], detail: str | None = None):
         super().__init__(detail or self.default_detail, extra={"errors": errors})
         self.errors = errors
 
@@ -99,12 +126,12 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], str] = {
 }
 
 
-def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def problem_body(status: int, code: str, detail: str, extra: ProblemExtra | None = None) -> ProblemBody:
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
         title = "Error"
-    body: dict[str, Any] = {
+    body: ProblemBody = {
         "type": PROBLEM_TYPE_BASE + code.lower().replace("_", "-"),
         "title": title,
         "status": status,
@@ -112,12 +139,10 @@ def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | No
         "code": code,
         "correlation_id": correlation_id_current(),
     }
-    if extra:
-        body.update(extra)
-    return body
+    return {**extra, **body} if extra else body
 
 
-def problem_response(status: int, code: str, detail: str, extra: dict[str, Any] | None = None,
+def problem_response(status: int, code: str, detail: str, extra: ProblemExtra | None = None,
                      headers: dict[str, str] | None = None) -> HttpResponse:
     """A plain Django problem response, for code that runs outside DRF (middleware, handler500)."""
     response = HttpResponse(
@@ -133,10 +158,10 @@ def problem_response(status: int, code: str, detail: str, extra: dict[str, Any] 
     return response
 
 
-def _validation_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+def _validation_errors(detail: Any, prefix: str = "") -> list[FieldError]:
     """Flattens DRF's nested ValidationError detail into field-path errors."""
     if isinstance(detail, dict):
-        errors: list[dict[str, str]] = []
+        errors: list[FieldError] = []
         for key, value in detail.items():
             path = f"{prefix}.{key}" if prefix else str(key)
             if key == "non_field_errors":
@@ -156,6 +181,7 @@ def _validation_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every error leaves as a problem with a stable code."""
     headers: dict[str, str] = {}
+    extra: ProblemExtra = {}
     if isinstance(exc, Problem):
         status, code, detail, extra = exc.status_code, str(exc.get_codes()), str(exc.detail), exc.extra
     elif isinstance(exc, drf_exceptions.ValidationError):
@@ -165,21 +191,21 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         status = exc.status_code
         code = next((c for klass, c in _DRF_CODES.items() if isinstance(exc, klass)), str(exc.default_code).upper())
         detail = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else str(exc.default_detail)
-        extra = {}
-        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)  # Throttled's, set by its __init__ (absent from the stubs)
+        if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
+            headers["Retry-After"] = str(int(wait))
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header
     elif isinstance(exc, Http404):
-        status, code, detail, extra = 404, NOT_FOUND, "Not found.", {}
+        status, code, detail = 404, NOT_FOUND, "Not found."
     elif isinstance(exc, DjangoPermissionDenied):
-        status, code, detail, extra = 403, PERMISSION_DENIED, "Permission denied.", {}
+        status, code, detail = 403, PERMISSION_DENIED, "Permission denied."
     else:
         # An unexpected fault: log it with its traceback (the log line carries the correlation id),
         # and answer without internals.
         logger.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
-        status, code, detail, extra = 500, INTERNAL_ERROR, "An internal error occurred.", {}
+        status, code, detail = 500, INTERNAL_ERROR, "An internal error occurred."
     return Response(problem_body(status, code, detail, extra), status=status, headers=headers,
                     content_type=PROBLEM_CONTENT_TYPE)
 

@@ -87,7 +87,7 @@ MIDDLEWARE = [
     # Answers carry confidential data: no cache keeps them (every error included).
     "dpm_async.security.NoStoreMiddleware",
     # Next, so that every response - Django's own error pages included - carries the id.
-    "dpm_async.correlation.CorrelationIdMiddleware",
+    "dpm_async.middleware.CorrelationIdMiddleware",
     "dpm_async.limits.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -213,26 +213,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-    # Value sets that appear under several field names get one component each.
-    "ENUM_NAME_OVERRIDES": {
-        name: f"rebalance.serializers.{values}"
-        for name, values in {
-            "ShelfStatusEnum": "SHELF_STATUSES",
-            "LiquidityTierEnum": "LIQUIDITY_TIERS",
-            "RunStatusEnum": "RUN_STATUSES",
-            "TargetMethodEnum": "TARGET_METHODS",
-            "TradeSideEnum": "TRADE_SIDES",
-            "RuleSeverityEnum": "RULE_SEVERITIES",
-            "RuleStatusEnum": "RULE_STATUSES",
-            "ReconciliationStatusEnum": "RECONCILIATION_STATUSES",
-            "GroupConstraintStatusEnum": "GROUP_CONSTRAINT_STATUSES",
-            "GateReasonSeverityEnum": "GATE_REASON_SEVERITIES",
-            "GateReasonSourceEnum": "GATE_REASON_SOURCES",
-            "GateEnum": "GATES",
-            "GateNextStepEnum": "GATE_NEXT_STEPS",
-        }.items()
-    },
+    # Components are derived from the declared shapes and named after them (dpm_async/openapi.py).
+    "COMPONENT_SPLIT_REQUEST": False,
 }
 
 # --- async operations (RFC-0018; spec/api.md section 5) ----------------------------------------

@@ -20,8 +20,9 @@ from typing import Any
 import orjson
 
 from dpm_async.renderers import json_dumps
+from rebalance.batch import BatchRebalanceRequest
 from rebalance.engine import prepare_inputs, result_to_wire, run_rebalance, scenario_comparison_metric
-from rebalance.serializers import BatchRequest, OptionsInvalid, engine_options_parse
+from rebalance.options import OptionsInvalid, engine_options_parse
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def batch_run_id_generate() -> str:
 
 
 def rebalance_analyze_batch(
-    batch: BatchRequest,
+    batch: BatchRebalanceRequest,
     *,
     correlation_id: str | None,
     before_scenario: Callable[[str], None] | None = None,
@@ -52,7 +53,7 @@ def rebalance_analyze_batch(
     """
     batch_run_id = batch_run_id_generate()
     prepared = prepare_inputs(batch.inputs)
-    base_currency = batch.inputs.portfolio.base_currency
+    base_currency = batch.portfolio_snapshot.base_currency
     prefix = correlation_id or batch_run_id
 
     result_fragments: list[bytes] = []
@@ -63,7 +64,7 @@ def rebalance_analyze_batch(
         if before_scenario is not None:
             before_scenario(name)
         try:
-            options = engine_options_parse(batch.scenarios[name])
+            options = engine_options_parse(batch.scenarios[name].options)
         except OptionsInvalid as invalid:
             failed[name] = f"{INVALID_OPTIONS}: {invalid.message}"
             continue
@@ -88,10 +89,7 @@ def rebalance_analyze_batch(
     envelope_head = {
         "batch_run_id": batch_run_id,
         "run_at_utc": datetime.now(UTC).isoformat(),
-        "base_snapshot_ids": {
-            "portfolio_snapshot_id": batch.portfolio_snapshot_id,
-            "market_data_snapshot_id": batch.market_data_snapshot_id,
-        },
+        "base_snapshot_ids": batch.base_snapshot_ids(),
     }
     head = orjson.dumps(envelope_head)[:-1]  # keep the object open: results follow
     tail = json_dumps(

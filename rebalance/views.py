@@ -7,9 +7,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from dpm_async.correlation import CORRELATION_HEADER
-from dpm_async.openapi import problem_responses
-from rebalance.serializers import BatchRebalanceRequestSchema, BatchRebalanceResultSchema, batch_request_parse
+from dpm_async.correlation import CORRELATION_HEADER, correlation_id_supplied
+from dpm_async.openapi import Shape, problem_responses
+from rebalance.batch import BatchRebalanceRequest, BatchRebalanceResult
+from rebalance.parsing import batch_request_parse
 from rebalance.services import rebalance_analyze_batch
 
 CORRELATION_PARAMETER = OpenApiParameter(
@@ -31,25 +32,23 @@ class RebalanceAnalysisView(APIView):
             "shelf. A scenario with invalid options or a fault is listed in `failed_scenarios`; "
             "the batch still answers 200 and carries the warning `PARTIAL_BATCH_FAILURE`."
         ),
-        request=BatchRebalanceRequestSchema,
+        request=Shape(BatchRebalanceRequest),
         parameters=[CORRELATION_PARAMETER],
         responses={
-            200: BatchRebalanceResultSchema,
+            200: Shape(BatchRebalanceResult),
             **problem_responses(
                 {
                     400: "`VALIDATION_ERROR` / `MALFORMED_JSON`: the body is not valid JSON or fails "
                     "validation; `errors` names each field. `INVALID_CORRELATION_ID`: bad `X-Correlation-Id`.",
                     413: "`REQUEST_TOO_LARGE`: the body is larger than the configured limit.",
                     415: "`UNSUPPORTED_MEDIA_TYPE`: the body is not application/json.",
-                }
+                },
+                writes=True,
             ),
         },
         tags=["rebalance"],
     )
     def post(self, request: Request) -> HttpResponse:
         batch = batch_request_parse(request.data)
-        supplied = getattr(request._request, "correlation_id_supplied", False)
-        body = rebalance_analyze_batch(
-            batch, correlation_id=request._request.correlation_id if supplied else None
-        )
+        body = rebalance_analyze_batch(batch, correlation_id=correlation_id_supplied())
         return HttpResponse(body, content_type="application/json")

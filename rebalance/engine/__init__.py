@@ -13,8 +13,6 @@ solver module is imported lazily, only by SOLVER target generation.
 
 from __future__ import annotations
 
-from typing import Any
-
 from .models import (
     CashBalance,
     EngineOptions,
@@ -35,15 +33,6 @@ from .prepared import PreparedInputs, prepare_inputs
 from .results import BLOCKED, PENDING_REVIEW, READY, RebalanceResult
 from .wire import result_to_wire, scenario_comparison_metric
 
-
-def base_snapshot_ids(inputs: RebalanceInputs) -> dict[str, Any]:
-    """The batch envelope's `base_snapshot_ids` (spec 2.10): snapshot ids, else portfolio id / "md"."""
-    return {
-        "portfolio_snapshot_id": inputs.portfolio.snapshot_id or inputs.portfolio.portfolio_id,
-        "market_data_snapshot_id": inputs.market_data.snapshot_id or "md",
-    }
-
-
 __all__ = [
     "BLOCKED",
     "PENDING_REVIEW",
@@ -63,7 +52,6 @@ __all__ = [
     "RebalanceResult",
     "ShelfEntry",
     "TaxLot",
-    "base_snapshot_ids",
     "prepare_inputs",
     "result_to_wire",
     "run_rebalance",

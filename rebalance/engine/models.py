@@ -1,7 +1,11 @@
-"""Typed inputs of the rebalance engine (spec/engine.md sections 1.1 to 1.3).
+"""Typed inputs of the rebalance engine (spec/engine.md sections 1.1 to 1.3), and the request's shape.
 
-These are plain slotted dataclasses: the HTTP layer validates the wire format and builds them, the
-engine only reads them (it never mutates its inputs, so one set of inputs is shared by every
+These slotted dataclasses are the one declaration of the request's portfolio, market data, model
+and shelf: the HTTP layer validates the wire format straight into them, writes the canonical
+request from them and documents them in OpenAPI, all derived from the fields below, their
+defaults and their `Meta` (shapes.py). Adding a field here is the whole change on the wire side.
+
+The engine only reads them (it never mutates its inputs, so one set of inputs is shared by every
 scenario of a batch). All numbers are `Decimal`; nothing here is ever a float.
 """
 
@@ -9,6 +13,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Annotated, Literal, get_args
+
+from dpm_async.shapes import Meta
+
+from .shapes import (
+    AttributeKeyStr,
+    AttributeValueStr,
+    CurrencyStr,
+    IdStr,
+    NonNegativeDecimal,
+    PairStr,
+    PositiveDecimal,
+)
 
 # Shelf statuses (spec 1.2).
 APPROVED = "APPROVED"
@@ -16,34 +33,55 @@ RESTRICTED = "RESTRICTED"
 BANNED = "BANNED"
 SUSPENDED = "SUSPENDED"
 SELL_ONLY = "SELL_ONLY"
-SHELF_STATUSES = (APPROVED, RESTRICTED, BANNED, SUSPENDED, SELL_ONLY)
+type ShelfStatus = Literal["APPROVED", "RESTRICTED", "BANNED", "SUSPENDED", "SELL_ONLY"]
+type LiquidityTier = Literal["L1", "L2", "L3", "L4", "L5"]
+SHELF_STATUSES: tuple[str, ...] = get_args(ShelfStatus)
+LIQUIDITY_TIERS: tuple[str, ...] = get_args(LiquidityTier)
+
+# How many rows a request may carry, per list (docs/api.md, "Limits").
+MAX_POSITIONS = 10_000
+MAX_CASH_BALANCES = 100
+MAX_LOTS = 1_000
+MAX_PRICES = 20_000
+MAX_FX_RATES = 1_000
+MAX_TARGETS = 10_000
+MAX_SHELF_ENTRIES = 20_000
+MAX_ATTRIBUTES = 64
 
 
 @dataclass(slots=True)
 class Money:
+    """An amount in a currency."""
+
     amount: Decimal
-    currency: str
+    currency: CurrencyStr
 
 
 @dataclass(slots=True)
 class TaxLot:
-    lot_id: str
-    quantity: Decimal
+    """One tax lot of a position (used by tax-aware HIFO selling)."""
+
+    lot_id: IdStr
+    quantity: NonNegativeDecimal
     unit_cost: Money
-    purchase_date: str
+    purchase_date: Annotated[IdStr, Meta(description="ISO date; compared as a plain string.", example="2021-03-15")]
 
 
 @dataclass(slots=True)
 class Position:
-    instrument_id: str
+    """A holding. When lots are given, their quantities must add up to `quantity` (within 0.0001)."""
+
+    instrument_id: IdStr
     quantity: Decimal
     market_value: Money | None = None
-    lots: list[TaxLot] = field(default_factory=list)
+    lots: Annotated[list[TaxLot], Meta(max_length=MAX_LOTS)] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class CashBalance:
-    currency: str
+    """Cash in one currency; at most one balance per currency."""
+
+    currency: CurrencyStr
     amount: Decimal
     settled: Decimal | None = None
     pending: Decimal | None = None
@@ -51,54 +89,73 @@ class CashBalance:
 
 @dataclass(slots=True)
 class PortfolioSnapshot:
-    portfolio_id: str
-    base_currency: str
-    positions: list[Position] = field(default_factory=list)
-    cash_balances: list[CashBalance] = field(default_factory=list)
-    snapshot_id: str | None = None
+    """The portfolio to rebalance. Instrument ids are unique within `positions`."""
+
+    portfolio_id: IdStr
+    base_currency: CurrencyStr
+    positions: Annotated[list[Position], Meta(max_length=MAX_POSITIONS)] = field(default_factory=list)
+    cash_balances: Annotated[list[CashBalance], Meta(max_length=MAX_CASH_BALANCES)] = field(default_factory=list)
+    snapshot_id: IdStr | None = None
 
 
 @dataclass(slots=True)
 class Price:
-    instrument_id: str
-    price: Decimal
-    currency: str
+    """The price of one instrument, in its trading currency."""
+
+    instrument_id: IdStr
+    price: PositiveDecimal
+    currency: CurrencyStr
 
 
 @dataclass(slots=True)
 class FxRate:
-    pair: str
-    rate: Decimal
+    """An FX rate: 1 unit of the pair's left currency = `rate` units of the right one."""
+
+    pair: PairStr
+    rate: PositiveDecimal
 
 
 @dataclass(slots=True)
 class MarketDataSnapshot:
-    prices: list[Price] = field(default_factory=list)
-    fx_rates: list[FxRate] = field(default_factory=list)
-    snapshot_id: str | None = None
+    """Prices and FX rates. Instrument ids and pairs are unique."""
+
+    prices: Annotated[list[Price], Meta(max_length=MAX_PRICES)] = field(default_factory=list)
+    fx_rates: Annotated[list[FxRate], Meta(max_length=MAX_FX_RATES)] = field(default_factory=list)
+    snapshot_id: IdStr | None = None
 
 
 @dataclass(slots=True)
 class ModelTarget:
-    instrument_id: str
+    """One instrument's weight in the model portfolio."""
+
+    instrument_id: IdStr
     weight: Decimal
 
 
 @dataclass(slots=True)
 class ModelPortfolio:
-    targets: list[ModelTarget] = field(default_factory=list)
+    """The model portfolio; instrument ids are unique. `targets` may be empty but must be present."""
+
+    targets: Annotated[list[ModelTarget], Meta(max_length=MAX_TARGETS)]
 
 
 @dataclass(slots=True)
 class ShelfEntry:
-    instrument_id: str
-    status: str
-    asset_class: str = "UNKNOWN"
-    issuer_id: str | None = None
-    liquidity_tier: str | None = None
-    settlement_days: int = 2
+    """What may be traded: an instrument's shelf status and tags. Instrument ids are unique."""
+
+    instrument_id: IdStr
+    status: ShelfStatus
+    asset_class: IdStr = "UNKNOWN"
+    issuer_id: IdStr | None = None
+    liquidity_tier: LiquidityTier | None = None
+    settlement_days: Annotated[int, Meta(ge=0, le=10)] = 2
     min_notional: Money | None = None
-    attributes: dict[str, str] = field(default_factory=dict)
+    # Kept in the order given: allocation_by_attribute lists keys in first-appearance order.
+    attributes: Annotated[
+        dict[AttributeKeyStr, AttributeValueStr],
+        Meta(description="Tags for group constraints (`<key>:<value>`) and allocation_by_attribute.",
+             example={"sector": "TECH", "region": "US"}, max_length=MAX_ATTRIBUTES),
+    ] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -15,14 +15,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from .models import CashBalance, Money
+from .wire_types import (
+    Gate,
+    GateNextStep,
+    GateReasonSeverity,
+    GateReasonSource,
+    GroupConstraintStatus,
+    ReconciliationStatus,
+    RuleSeverity,
+    RuleStatus,
+    RunStatus,
+    TargetMethod,
+    TradeSide,
+)
+
+if TYPE_CHECKING:
+    from .wire_types import SimulatedState as SimulatedStateWire
 
 # Result statuses (spec 2.1).
-READY = "READY"
-PENDING_REVIEW = "PENDING_REVIEW"
-BLOCKED = "BLOCKED"
+READY: Final = "READY"
+PENDING_REVIEW: Final = "PENDING_REVIEW"
+BLOCKED: Final = "BLOCKED"
 
 
 @dataclass(slots=True)
@@ -62,7 +78,7 @@ class SimulatedState:
     allocation_by_attribute: dict[str, list[AllocationMetric]]
     # Wire form memo, filled by wire.result_to_wire for the before state that PreparedInputs shares
     # between all scenarios of a batch (so twenty scenarios convert it once).
-    wire_cache: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    wire_cache: SimulatedStateWire | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def allocation_by_instrument(self) -> list[AllocationMetric]:
@@ -133,7 +149,7 @@ class SecurityTradeIntent:
     intent_type: ClassVar[str] = "SECURITY_TRADE"
     intent_id: str
     instrument_id: str
-    side: str  # BUY / SELL
+    side: TradeSide
     quantity: Decimal
     notional: Decimal
     currency: str
@@ -162,8 +178,8 @@ Intent = SecurityTradeIntent | FxSpotIntent
 @dataclass(slots=True)
 class RuleResult:
     rule_id: str
-    severity: str  # HARD / SOFT / INFO
-    status: str  # PASS / FAIL
+    severity: RuleSeverity
+    status: RuleStatus
     measured: Decimal
     threshold: dict[str, Decimal]
     reason_code: str
@@ -176,7 +192,7 @@ class Reconciliation:
     after_total_value: Money
     delta: Money
     tolerance: Money
-    status: str  # OK / MISMATCH
+    status: ReconciliationStatus
 
 
 @dataclass(slots=True)
@@ -210,7 +226,7 @@ class GroupConstraintEvent:
     max_weight: Decimal
     released_weight: Decimal
     recipients: dict[str, Decimal]
-    status: str  # CAPPED / BLOCKED
+    status: GroupConstraintStatus
 
 
 @dataclass(slots=True)
@@ -260,8 +276,8 @@ class DiagnosticsData:
 @dataclass(slots=True)
 class GateReason:
     reason_code: str
-    severity: str  # HIGH / MEDIUM / LOW
-    source: str  # RULE_ENGINE / SUITABILITY / DATA_QUALITY
+    severity: GateReasonSeverity
+    source: GateReasonSource
     details: dict[str, str]
 
 
@@ -275,18 +291,18 @@ class GateSummary:
 
 @dataclass(slots=True)
 class GateDecision:
-    gate: str
-    recommended_next_step: str
+    gate: Gate
+    recommended_next_step: GateNextStep
     reasons: list[GateReason]
     summary: GateSummary
 
 
 @dataclass(slots=True)
 class TargetMethodComparison:
-    primary_method: str
-    primary_status: str
-    alternate_method: str
-    alternate_status: str
+    primary_method: TargetMethod
+    primary_status: RunStatus
+    alternate_method: TargetMethod
+    alternate_status: RunStatus
     tolerance: str
     differing_instruments: list[str]
     alternate_warnings: list[str]
@@ -313,7 +329,7 @@ class LineageData:
 class RebalanceResult:
     rebalance_run_id: str
     correlation_id: str
-    status: str
+    status: RunStatus
     before: SimulatedState
     universe: UniverseData
     target: TargetData

@@ -13,11 +13,12 @@ list of `allocation_by_instrument`.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal
-from typing import Any
 
+from . import wire_types as wt
 from .gc_pause import collector_paused
 from .models import Money
 from .results import (
+    AllocationMetric,
     DiagnosticsData,
     Explanation,
     GateDecision,
@@ -35,22 +36,20 @@ ZERO = Decimal(0)
 _WEIGHT_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
 _quantize = _WEIGHT_CONTEXT.quantize
 
-Json = dict[str, Any]
 
-
-def _money(money: Money | None) -> Json | None:
+def _money(money: Money | None) -> wt.MoneyResult | None:
     if money is None:
         return None
     return {"amount": str(money.amount), "currency": money.currency}
 
 
-def state_to_wire(state: SimulatedState) -> Json:
+def state_to_wire(state: SimulatedState) -> wt.SimulatedState:
     """One SimulatedState as a JSON-ready dict (weights quantized to 4 dp)."""
     quantum = WEIGHT_QUANTUM
     quantize = _quantize
     base = state.total_value.currency
-    positions: list[Json] = []
-    by_instrument: list[Json] = []
+    positions: list[wt.PositionSummary] = []
+    by_instrument: list[wt.AllocationMetric] = []
     add_position = positions.append
     add_metric = by_instrument.append
     for p in state.positions:
@@ -93,7 +92,7 @@ def state_to_wire(state: SimulatedState) -> Json:
     }
 
 
-def _metrics(metrics: list[Any]) -> list[Json]:
+def _metrics(metrics: list[AllocationMetric]) -> list[wt.AllocationMetric]:
     quantum = WEIGHT_QUANTUM
     quantize = _quantize
     return [
@@ -106,7 +105,7 @@ def _metrics(metrics: list[Any]) -> list[Json]:
     ]
 
 
-def _cached_state(state: SimulatedState) -> Json:
+def _cached_state(state: SimulatedState) -> wt.SimulatedState:
     # Only the before state goes through here: it is the object PreparedInputs shares between all
     # scenarios of a batch, so its wire form is built once and memoised on it.
     cached = state.wire_cache
@@ -116,9 +115,9 @@ def _cached_state(state: SimulatedState) -> Json:
     return cached
 
 
-def _intents(result: RebalanceResult) -> list[Json]:
+def _intents(result: RebalanceResult) -> list[wt.Intent]:
     base = result.base_currency
-    out: list[Json] = []
+    out: list[wt.Intent] = []
     add = out.append
     for intent in result.intents:
         if isinstance(intent, SecurityTradeIntent):
@@ -153,7 +152,7 @@ def _intents(result: RebalanceResult) -> list[Json]:
     return out
 
 
-def _rules(rules: list[RuleResult]) -> list[Json]:
+def _rules(rules: list[RuleResult]) -> list[wt.RuleResult]:
     return [
         {
             "rule_id": rule.rule_id,
@@ -168,7 +167,7 @@ def _rules(rules: list[RuleResult]) -> list[Json]:
     ]
 
 
-def _diagnostics(d: DiagnosticsData) -> Json:
+def _diagnostics(d: DiagnosticsData) -> wt.DiagnosticsData:
     dq = d.data_quality
     return {
         "warnings": list(d.warnings),
@@ -235,7 +234,7 @@ def _diagnostics(d: DiagnosticsData) -> Json:
     }
 
 
-def _explanation(explanation: Explanation) -> Json:
+def _explanation(explanation: Explanation) -> wt.Explanation:
     if not explanation.has_comparison_key:
         return {"summary": explanation.summary}
     c = explanation.target_method_comparison
@@ -255,7 +254,7 @@ def _explanation(explanation: Explanation) -> Json:
     }
 
 
-def _gate(gate: GateDecision | None) -> Json | None:
+def _gate(gate: GateDecision | None) -> wt.GateDecision | None:
     if gate is None:
         return None
     summary = gate.summary
@@ -275,7 +274,7 @@ def _gate(gate: GateDecision | None) -> Json | None:
     }
 
 
-def result_to_wire(result: RebalanceResult) -> Json:
+def result_to_wire(result: RebalanceResult) -> wt.RebalanceResult:
     """A RebalanceResult as a JSON-ready dict, keys in spec section 2 order.
 
     The before state's dict is memoised on the (shared) before-state object; treat the returned
@@ -285,7 +284,7 @@ def result_to_wire(result: RebalanceResult) -> Json:
         return _result_to_wire(result)
 
 
-def _result_to_wire(result: RebalanceResult) -> Json:
+def _result_to_wire(result: RebalanceResult) -> wt.RebalanceResult:
     before = _cached_state(result.before)
     after = before if result.after_simulated is result.before else state_to_wire(result.after_simulated)
     base = result.base_currency
@@ -360,7 +359,7 @@ def _result_to_wire(result: RebalanceResult) -> Json:
     }
 
 
-def scenario_comparison_metric(result: RebalanceResult, base_currency: str | None = None) -> Json:
+def scenario_comparison_metric(result: RebalanceResult, base_currency: str | None = None) -> wt.ComparisonMetric:
     """The batch comparison metric of one scenario result (spec 5.2), JSON-ready.
 
     `{status, security_intent_count, gross_turnover_notional_base: {amount, currency}}`: the count
