@@ -1,7 +1,9 @@
-"""Correlation ids: resolved once per request, echoed on every response, stamped on every log line.
+"""Correlation ids: the request's id, held for every log line and every answer of the request.
 
-The resolved id lives in a context variable so that code far from the request (services, the engine
-wrapper, log formatting) can read it without threading it through every call.
+The resolved id lives in a context variable so that code far from the request (services, the batch
+runner, log formatting, problem bodies) can read it without threading it through every call.
+`CorrelationIdMiddleware` (dpm_async/middleware.py) resolves it once per request; a worker binds
+the id of the operation it runs with `correlation_id_bound`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ import contextvars
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterator
-
-from django.http import HttpRequest, HttpResponse
+from collections.abc import Iterator
 
 CORRELATION_HEADER = "X-Correlation-Id"
-_CORRELATION_META_KEY = "HTTP_X_CORRELATION_ID"
+CORRELATION_META_KEY = "HTTP_X_CORRELATION_ID"
 CORRELATION_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+# (the resolved id, whether the caller sent it)
+_current: contextvars.ContextVar[tuple[str, bool] | None] = contextvars.ContextVar("correlation_id", default=None)
 
 
 def correlation_id_generate() -> str:
@@ -27,72 +28,46 @@ def correlation_id_generate() -> str:
     return f"corr_{uuid.uuid4().hex}"
 
 
-def correlation_id_current() -> str | None:
-    """The correlation id of the request being served, if any."""
-    return _current.get()
-
-
 def correlation_id_is_valid(value: str) -> bool:
     return CORRELATION_ID_PATTERN.fullmatch(value) is not None
 
 
+def correlation_id_current() -> str | None:
+    """The correlation id of the request (or task) being served, if any."""
+    state = _current.get()
+    return None if state is None else state[0]
+
+
+def correlation_id_of_request() -> str:
+    """The correlation id of the request being served; only code that runs inside one asks."""
+    correlation_id = correlation_id_current()
+    if correlation_id is None:
+        raise LookupError("no correlation id: not inside a request (CorrelationIdMiddleware) or task")
+    return correlation_id
+
+
+def correlation_id_supplied() -> str | None:
+    """The correlation id the caller sent, None when it sent none (and one was generated)."""
+    state = _current.get()
+    return state[0] if state is not None and state[1] else None
+
+
 @contextlib.contextmanager
-def correlation_id_bound(correlation_id: str) -> Iterator[None]:
-    """Stamps `correlation_id` on the log lines of the block, outside a request (a worker's task)."""
-    token = _current.set(correlation_id)
+def correlation_id_bound(correlation_id: str, *, supplied: bool = True) -> Iterator[None]:
+    """Makes `correlation_id` the current one for the block (a request, or a worker's task).
+
+    Only a validated id may be bound: it is stamped on log lines as it is.
+    """
+    token = _current.set((correlation_id, supplied))
     try:
         yield
     finally:
         _current.reset(token)
 
 
-class CorrelationIdMiddleware:
-    """Resolves `X-Correlation-Id` and echoes it on every response, errors and 500s included.
-
-    It is the outermost middleware, so even a response built by Django's own error handlers passes
-    through it. An invalid header is answered here with a 400 problem, before any view runs; the
-    response then carries a generated id, since echoing the invalid one would defeat the check.
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        supplied = request.META.get(_CORRELATION_META_KEY)
-        if supplied is not None and not correlation_id_is_valid(supplied):
-            from dpm_async.problems import problem_response
-
-            correlation_id = correlation_id_generate()
-            token = _current.set(correlation_id)
-            try:
-                response = problem_response(
-                    status=400,
-                    code="INVALID_CORRELATION_ID",
-                    detail="X-Correlation-Id must match [A-Za-z0-9._-]{1,128}.",
-                )
-                response[CORRELATION_HEADER] = correlation_id
-                return response
-            finally:
-                _current.reset(token)
-
-        correlation_id = supplied or correlation_id_generate()
-        request.correlation_id = correlation_id  # type: ignore[attr-defined]
-        request.correlation_id_supplied = supplied is not None  # type: ignore[attr-defined]
-        token = _current.set(correlation_id)
-        try:
-            response = self.get_response(request)
-            response[CORRELATION_HEADER] = correlation_id
-            return response
-        finally:
-            _current.reset(token)
-
-
 class CorrelationIdLogFilter(logging.Filter):
-    """Adds `correlation_id` to every log record ("-" outside a request).
-
-    The id is validated before it is ever set, so it cannot carry a newline into a log line.
-    """
+    """Adds `correlation_id` to every log record ("-" outside a request or task)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.correlation_id = _current.get() or "-"
+        record.correlation_id = correlation_id_current() or "-"
         return True
