@@ -58,7 +58,7 @@ def _preview(text: str | None, total_chars: int | None) -> str:
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(admin.ModelAdmin[Operation]):
     list_display = ("id", "operation_type", "status", "owner", "correlation_id", "created_at", "finished_at",
                     "expires_at", "attempt")
     list_select_related = ("owner",)
@@ -88,7 +88,9 @@ class OperationAdmin(admin.ModelAdmin):
             )
         return queryset
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Operation], search_term: str):
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Operation], search_term: str
+    ) -> tuple[QuerySet[Operation], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False

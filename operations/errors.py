@@ -7,7 +7,7 @@ docs. Codes are stable: clients match on them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from dpm_async.problems import Problem
 
@@ -21,20 +21,23 @@ OPERATION_CORRELATION_CONFLICT = "DPM_ASYNC_OPERATION_CORRELATION_CONFLICT"
 OPERATION_NOT_OWNED = "DPM_ASYNC_OPERATION_NOT_OWNED"
 
 # --- stored failure codes (`error.code` of a FAILED operation) -------------------------------
-ENGINE_ERROR = "ENGINE_ERROR"
-INVALID_STORED_REQUEST = "INVALID_STORED_REQUEST"
-EXECUTION_LEASE_EXPIRED = "EXECUTION_LEASE_EXPIRED"
-OPERATION_CANCELLED = "OPERATION_CANCELLED"
+type OperationFailureCode = Literal[
+    "ENGINE_ERROR", "INVALID_STORED_REQUEST", "EXECUTION_LEASE_EXPIRED", "OPERATION_CANCELLED"
+]
+ENGINE_ERROR: OperationFailureCode = "ENGINE_ERROR"
+INVALID_STORED_REQUEST: OperationFailureCode = "INVALID_STORED_REQUEST"
+EXECUTION_LEASE_EXPIRED: OperationFailureCode = "EXECUTION_LEASE_EXPIRED"
+OPERATION_CANCELLED: OperationFailureCode = "OPERATION_CANCELLED"
+FAILURE_CODES: tuple[str, ...] = get_args(OperationFailureCode.__value__)
 
-FAILURE_CODES = (ENGINE_ERROR, INVALID_STORED_REQUEST, EXECUTION_LEASE_EXPIRED, OPERATION_CANCELLED)
 
-
-def operation_failure(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+def operation_failure(
+    code: OperationFailureCode, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The `error` object stored on a FAILED operation: a stable code and a message for people.
 
     The message is always written by us, never an exception's text or a traceback.
     """
-    assert code in FAILURE_CODES, code
     return {"code": code, "message": message, "details": details or {}}
 
 

@@ -42,7 +42,7 @@ class OperationType(models.TextChoices):
     ANALYZE_SCENARIOS = "ANALYZE_SCENARIOS"
 
 
-class RawJSONField(models.Field):
+class RawJSONField(models.Field[bytes | None, bytes | None]):
     """A JSON document kept as the exact text it was written with; the Python value is `bytes`.
 
     A finished batch result is up to ~70 MB of JSON. It is written once and served as is: the
@@ -60,7 +60,7 @@ class RawJSONField(models.Field):
             return "json"
         if connection.vendor == "mysql":
             return "longtext"
-        return models.TextField().db_type(connection)
+        return models.TextField().db_type(connection) or "text"
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> bytes | None:
         return self.to_python(value)
@@ -121,10 +121,6 @@ class OperationQuerySet(models.QuerySet["Operation"]):
     def lease_expired(self, now: datetime) -> OperationQuerySet:
         """RUNNING operations whose runner stopped renewing its lease (it died or hung)."""
         return self.running().filter(lease_expires_at__lte=now)
-
-    def without_payloads(self) -> OperationQuerySet:
-        """Everything but the request and the result, which can be megabytes."""
-        return self.defer("request", "result")
 
     def visible_in(self, scope: OperationScope) -> OperationQuerySet:
         """The operations a caller may know of (operations/access.py): its own, or all."""
@@ -257,11 +253,3 @@ class Operation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
-
-    @property
-    def status_url(self) -> str:
-        return f"/rebalance/operations/{self.id}"
-
-    @property
-    def execute_url(self) -> str:
-        return f"/rebalance/operations/{self.id}/execute"

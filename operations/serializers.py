@@ -1,9 +1,4 @@
-"""The operation resource on the wire (spec/api.md section 2) and the list's query parameters.
-
-The resource is encoded straight to bytes with orjson. A finished operation's result is spliced
-in as the exact text that was stored - never decoded and re-encoded - so a 70 MB result costs a
-copy, not a parse, and its key order and number text are the engine's own.
-"""
+"""The list's query parameters (`GET /rebalance/operations`) and its opaque cursor."""
 
 from __future__ import annotations
 
@@ -12,59 +7,19 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import ConfigDict, Field
 from rest_framework import serializers
 
 from dpm_async.correlation import CORRELATION_ID_PATTERN
-from dpm_async.problems import RequestInvalid
-from operations.errors import FAILURE_CODES
-from operations.models import OPERATION_ID_PATTERN, Operation, OperationStatus, OperationType
-from operations.services import OperationFilters
-from rebalance.serializers import BatchRebalanceResultSchema, OpenApiModel
+from dpm_async.problems import FieldError, RequestInvalid
+from operations.models import OPERATION_ID_PATTERN, OperationStatus, OperationType
+from operations.resource import instant_text
+from operations.selectors import OperationFilters
 
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 200
-
-
-def instant_text(value: datetime | None) -> str | None:
-    """UTC, always with microseconds and `Z`: `2026-02-20T12:00:00.123456Z`."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _summary(operation: Operation, executable_enabled: bool) -> dict[str, Any]:
-    return {
-        "operation_id": operation.id,
-        "operation_type": operation.operation_type,
-        "status": operation.status,
-        "is_executable": operation.status == OperationStatus.PENDING and executable_enabled,
-        "correlation_id": operation.correlation_id,
-        "created_at": instant_text(operation.created_at),
-        "started_at": instant_text(operation.started_at),
-        "finished_at": instant_text(operation.finished_at),
-        "expires_at": instant_text(operation.expires_at),
-        "attempt": operation.attempt,
-        "status_url": operation.status_url,
-        "execute_url": operation.execute_url,
-    }
-
-
-def operation_summary(operation: Operation, *, executable_enabled: bool) -> dict[str, Any]:
-    """A list item: the resource without `result` and `error`."""
-    return _summary(operation, executable_enabled)
-
-
-def operation_resource_json(operation: Operation, *, executable_enabled: bool) -> bytes:
-    """The whole resource as JSON bytes, the stored result text spliced in as is."""
-    head = orjson.dumps(_summary(operation, executable_enabled))
-    result_bytes = b"null" if operation.result is None else operation.result
-    error_bytes = orjson.dumps(operation.error)
-    return b"".join((head[:-1], b',"result":', result_bytes, b',"error":', error_bytes, b"}"))
 
 
 # --- the list's cursor -----------------------------------------------------------------------
@@ -110,7 +65,7 @@ class InstantField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-class OperationListQuerySerializer(serializers.Serializer):
+class OperationListQuerySerializer(serializers.Serializer[dict[str, Any]]):
     """`GET /rebalance/operations` query parameters; anything else is refused (400)."""
 
     status = serializers.ChoiceField(choices=OperationStatus.values, required=False,
@@ -151,7 +106,7 @@ def operation_list_query_parse(params: Any) -> OperationListQuery:
 
     An unknown parameter is an error rather than silently ignored, and so is a repeated one.
     """
-    errors: list[dict[str, str]] = []
+    errors: list[FieldError] = []
     known = OperationListQuerySerializer().fields
     for name in params:
         if name not in known:
@@ -178,61 +133,3 @@ def operation_list_query_parse(params: Any) -> OperationListQuery:
         limit=values["limit"],
         after=values.get("cursor"),
     )
-
-
-# --- OpenAPI shapes (documentation only: the resource is encoded by the functions above) -----
-
-# The stored failure codes as a named enum for the schema (the codes themselves live in errors.py).
-OperationFailureCode = StrEnum("OperationFailureCode", {code: code for code in FAILURE_CODES})
-
-
-class OperationErrorSchema(OpenApiModel):
-    """Why an operation FAILED: a stable code (docs/operations.md) and a message for people."""
-
-    model_config = ConfigDict(title="OperationError")
-
-    code: OperationFailureCode  # type: ignore[valid-type]
-    message: str
-    details: dict[str, Any] = Field(
-        description="Code-specific facts, e.g. `errors` for INVALID_STORED_REQUEST, "
-        "`cancelled_while` for OPERATION_CANCELLED."
-    )
-
-
-class OperationSummarySchema(OpenApiModel):
-    """An operation without its result and error (list items)."""
-
-    model_config = ConfigDict(title="OperationSummary")
-
-    operation_id: str = Field(pattern=OPERATION_ID_PATTERN.pattern, json_schema_extra={"example": "dop_6f1c0a9e2b7d4c3f8a5e1d0c9b8a7f6e"})
-    operation_type: OperationType
-    status: OperationStatus
-    is_executable: bool = Field(description="PENDING, and `.../execute` is enabled on this service.")
-    correlation_id: str
-    created_at: datetime = Field(description="UTC with microseconds, e.g. `2026-02-20T12:00:00.123456Z`.")
-    started_at: datetime | None = Field(description="When the current (or last) execution started.")
-    finished_at: datetime | None
-    expires_at: datetime = Field(description="After this instant the operation is gone (404).")
-    attempt: int = Field(ge=0, description="How many executions have started.")
-    status_url: str = Field(json_schema_extra={"example": "/rebalance/operations/dop_6f1c0a9e2b7d4c3f8a5e1d0c9b8a7f6e"})
-    execute_url: str = Field(json_schema_extra={"example": "/rebalance/operations/dop_6f1c0a9e2b7d4c3f8a5e1d0c9b8a7f6e/execute"})
-
-
-class OperationSchema(OperationSummarySchema):
-    """The operation resource; `result` once SUCCEEDED, `error` once FAILED."""
-
-    model_config = ConfigDict(title="Operation")
-
-    result: BatchRebalanceResultSchema | None = Field(
-        description="SUCCEEDED only: exactly what `POST /rebalance/analyze` returns for the same body."
-    )
-    error: OperationErrorSchema | None = Field(description="FAILED only.")
-
-
-class OperationPageSchema(OpenApiModel):
-    """A page of operations, newest first."""
-
-    model_config = ConfigDict(title="OperationPage")
-
-    items: list[OperationSummarySchema]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

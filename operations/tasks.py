@@ -1,7 +1,7 @@
 """The django.tasks task of WORKER mode (docs/deployment.md).
 
 A WORKER-mode submission stores the operation PENDING and, once that row is committed,
-`operations.services.operation_enqueue` enqueues `operation_run_task` with its id; a worker process
+`operations.queue.operation_enqueue` enqueues `operation_run_task` with its id; a worker process
 (`manage.py db_worker` with the default database backend) picks the task up and runs it. The task
 carries nothing but the id: the request is read from the row, and whatever happened to the row
 meanwhile (run by `.../execute`, cancelled, expired) decides whether there is anything to do.
@@ -13,18 +13,18 @@ tell" for any other backend.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.models import CharField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.tasks import TaskResultStatus, task
+from django_tasks_db.backend import DatabaseBackend
+from django_tasks_db.models import DBTaskResult
 
-from operations.services import operation_run_queued
+from operations.execution import QueuedRun, operation_run_queued
 
 
 @task()
-def operation_run_task(operation_id: str) -> dict[str, Any]:
+def operation_run_task(operation_id: str) -> QueuedRun:
     """Claims the operation if it is still PENDING and runs it; see `operation_run_queued`.
 
     Never raises for a normal outcome (lost claim, failed batch, cancel): those are in the
@@ -40,9 +40,6 @@ def operation_ids_queued(operation_ids: list[str]) -> set[str] | None:
     None when the backend cannot tell (any backend but django-tasks-db's DatabaseBackend). One
     query over the backend's READY tasks (a partial index keeps those apart from finished ones).
     """
-    from django_tasks_db.backend import DatabaseBackend
-    from django_tasks_db.models import DBTaskResult
-
     backend = operation_run_task.get_backend()
     if not isinstance(backend, DatabaseBackend):
         return None

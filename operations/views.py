@@ -14,31 +14,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dpm_async.correlation import CORRELATION_HEADER
-from dpm_async.openapi import problem_responses
+from dpm_async.correlation import CORRELATION_HEADER, correlation_id_of_request
+from dpm_async.openapi import Shape, problem_responses
 from operations.access import OperationScope, operation_scope_for_user
+from operations.config import manual_execution_check, manual_execution_enabled, operations_enabled_check
+from operations.execution import operation_execute
+from operations.links import operation_status_url
 from operations.models import Operation
-from operations.serializers import (
-    OperationListQuerySerializer,
-    OperationPageSchema,
-    OperationSchema,
-    cursor_encode,
-    operation_list_query_parse,
-    operation_resource_json,
-    operation_summary,
-)
-from operations.services import (
-    manual_execution_check,
-    manual_execution_enabled,
-    operation_cancel,
-    operation_execute,
-    operation_get,
-    operation_get_by_correlation,
-    operation_submit,
-    operations_enabled_check,
-    operations_list,
-)
-from rebalance.serializers import BatchRebalanceRequestSchema, batch_request_parse
+from operations.resource import OperationPage, OperationResource, operation_resource_json, operation_summary
+from operations.selectors import operation_get, operation_get_by_correlation, operations_list
+from operations.serializers import OperationListQuerySerializer, cursor_encode, operation_list_query_parse
+from operations.services import operation_cancel
+from operations.submission import operation_submit
+from rebalance.batch import BatchRebalanceRequest
+from rebalance.parsing import batch_request_parse
 
 LOCATION_HEADER = "Location"
 RETRY_AFTER_HEADER = "Retry-After"
@@ -88,7 +77,7 @@ def _operation_response(operation: Operation, *, status: int = 200, replayed: bo
         content_type="application/json",
     )
     if location:
-        response[LOCATION_HEADER] = operation.status_url
+        response[LOCATION_HEADER] = operation_status_url(operation.id)
     if not operation.is_terminal:
         response[RETRY_AFTER_HEADER] = str(RETRY_AFTER_SECONDS)
     if replayed:
@@ -122,12 +111,12 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
             "Submitting again with the same `X-Correlation-Id` and the same body returns the "
             "existing operation (200, `Idempotent-Replayed: true`)."
         ),
-        request=BatchRebalanceRequestSchema,
+        request=Shape(BatchRebalanceRequest),
         parameters=[_CORRELATION_REQUEST, _CORRELATION_RESPONSE, _LOCATION_RESPONSE, _RETRY_AFTER_RESPONSE,
                     _REPLAYED_RESPONSE],
         responses={
-            202: OpenApiResponse(OperationSchema, description="Accepted; the operation with its true status."),
-            200: OpenApiResponse(OperationSchema, description="Replay of an identical earlier submission."),
+            202: OpenApiResponse(Shape(OperationResource), description="Accepted; the operation with its true status."),
+            200: OpenApiResponse(Shape(OperationResource), description="Replay of an identical earlier submission."),
             **problem_responses(
                 {
                     400: "`VALIDATION_ERROR` / `MALFORMED_JSON`: the body is invalid; `errors` names each "
@@ -137,7 +126,8 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
                     "operation submitted with a different body (`operation_id`, `status_url` name it).",
                     413: "`REQUEST_TOO_LARGE`: the body is larger than the configured limit.",
                     415: "`UNSUPPORTED_MEDIA_TYPE`: the body is not application/json.",
-                }
+                },
+                writes=True,
             ),
         },
         tags=["operations"],
@@ -145,7 +135,7 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
     def post(self, request: Request) -> HttpResponse:
         batch = batch_request_parse(request.data)
         submission = operation_submit(
-            batch, correlation_id=request.correlation_id, owner_id=self.scope(request).owner_id
+            batch, correlation_id=correlation_id_of_request(), owner_id=self.scope(request).owner_id
         )
         return _operation_response(
             submission.operation,
@@ -164,7 +154,7 @@ class OperationListView(OperationsAPIView):
         description="Newest first. Items carry no `result` or `error`. Unknown parameters are a 400.",
         parameters=[OperationListQuerySerializer, _CORRELATION_RESPONSE],
         responses={
-            200: OperationPageSchema,
+            200: Shape(OperationPage),
             **problem_responses(
                 {
                     400: "`VALIDATION_ERROR`: an unknown, repeated or invalid query parameter (`errors`). "
@@ -179,12 +169,11 @@ class OperationListView(OperationsAPIView):
         query = operation_list_query_parse(request.query_params)
         page = operations_list(query.filters, scope=self.scope(request), limit=query.limit, after=query.after)
         executable_enabled = manual_execution_enabled()
-        return Response(
-            {
-                "items": [operation_summary(item, executable_enabled=executable_enabled) for item in page.items],
-                "next_cursor": cursor_encode(page.next_key) if page.next_key else None,
-            }
-        )
+        body: OperationPage = {
+            "items": [operation_summary(item, executable_enabled=executable_enabled) for item in page.items],
+            "next_cursor": cursor_encode(page.next_key) if page.next_key else None,
+        }
+        return Response(body)
 
 
 class OperationDetailView(OperationsAPIView):
@@ -195,7 +184,7 @@ class OperationDetailView(OperationsAPIView):
         summary="Get an operation",
         description="With `result` once SUCCEEDED and `error` once FAILED; `Retry-After` while unfinished.",
         parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE],
-        responses={200: OperationSchema, **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
+        responses={200: Shape(OperationResource), **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
         tags=["operations"],
     )
     def get(self, request: Request, operation_id: str) -> HttpResponse:
@@ -214,7 +203,7 @@ class OperationByCorrelationView(OperationsAPIView):
             _CORRELATION_RESPONSE,
             _RETRY_AFTER_RESPONSE,
         ],
-        responses={200: OperationSchema, **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
+        responses={200: Shape(OperationResource), **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
         tags=["operations"],
     )
     def get(self, request: Request, correlation_id: str) -> HttpResponse:
@@ -237,7 +226,7 @@ class OperationExecuteView(OperationsAPIView):
         request=None,
         parameters=[_OPERATION_ID, _CORRELATION_RESPONSE],
         responses={
-            200: OperationSchema,
+            200: Shape(OperationResource),
             **problem_responses(
                 {
                     403: _NOT_OWNED,
@@ -270,7 +259,7 @@ class OperationCancelView(OperationsAPIView):
         request=None,
         parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE],
         responses={
-            200: OperationSchema,
+            200: Shape(OperationResource),
             **problem_responses(
                 {
                     403: _NOT_OWNED,

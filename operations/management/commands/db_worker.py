@@ -32,7 +32,7 @@ from django.db import DatabaseError, InterfaceError, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 
-from operations.services import operations_enqueue_stranded, operations_recover_expired_leases
+from operations.maintenance import operations_enqueue_stranded, operations_recover_expired_leases
 
 logger = logging.getLogger("operations.worker")
 
@@ -47,21 +47,28 @@ class OperationsSweeper(threading.Thread):
         super().__init__(name="operations-sweeper", daemon=True)
         self.interval = interval
         self.stopping = threading.Event()
+        # Set after each round (tests wait on it instead of polling the database).
+        self.swept = threading.Event()
+
+    def sweep_once(self) -> None:
+        """One round; never raises (the sweeper must outlive any one bad round)."""
+        try:
+            recovered = operations_recover_expired_leases(enqueue=True)
+            stranded = operations_enqueue_stranded()
+            if recovered or stranded:
+                logger.info("settled %s operation(s) with an expired lease; enqueued %s stranded one(s)",
+                            recovered, stranded)
+        except (DatabaseError, InterfaceError):
+            logger.warning("the operations sweep could not reach the database", exc_info=True)
+        except Exception:
+            logger.exception("the operations sweep failed")
+        finally:
+            connections.close_all()  # this thread's connection; a fresh one next round
+            self.swept.set()
 
     def run(self) -> None:
         while True:
-            try:
-                recovered = operations_recover_expired_leases(enqueue=True)
-                stranded = operations_enqueue_stranded()
-                if recovered or stranded:
-                    logger.info("settled %s operation(s) with an expired lease; enqueued %s stranded one(s)",
-                                recovered, stranded)
-            except (DatabaseError, InterfaceError):
-                logger.warning("the operations sweep could not reach the database", exc_info=True)
-            except Exception:  # the sweeper must outlive any one bad round
-                logger.exception("the operations sweep failed")
-            finally:
-                connections.close_all()  # this thread's connection; a fresh one next round
+            self.sweep_once()
             if self.stopping.wait(self.interval * random.uniform(0.8, 1.2)):  # noqa: S311 - jitter
                 return
 

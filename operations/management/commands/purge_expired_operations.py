@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from operations.services import PURGE_BATCH_SIZE, operations_purge_expired, operations_recover_expired_leases
+from operations.maintenance import operations_recover_expired_leases
+from operations.services import PURGE_BATCH_SIZE, operations_purge_expired
 
 
 class Command(BaseCommand):
