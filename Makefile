@@ -55,17 +55,18 @@ test: venv .env
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	DJANGO_DEBUG=false $(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	@if $(PG_REACHABLE); then \
 		echo "== pass 1/2: the suite on SQLite (PostgreSQL-only tests run in pass 2) =="; \
 		$(BIN)/pytest -m "not postgres" && \
 		echo "== pass 2/2: the suite on PostgreSQL at 127.0.0.1:5432 ==" && \
 		$(MAKE) --no-print-directory test-postgres; \
 	else \
-		echo "== PostgreSQL at 127.0.0.1:5432 is not reachable: the suite on SQLite only =="; \
+		echo "== PostgreSQL at 127.0.0.1:5432 is not reachable: the suite on SQLite only (PostgreSQL-only tests skip) =="; \
 		$(BIN)/pytest; \
 	fi
 
-# The whole suite on SQLite (the tests that need PostgreSQL run it in a child pytest, or skip).
+# The whole suite on SQLite (the tests that need PostgreSQL skip).
 test-sqlite: venv .env
 	$(BIN)/pytest
 
@@ -85,6 +86,7 @@ worker: migrate
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 schema: venv .env
 	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file schema.yaml

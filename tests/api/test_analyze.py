@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from tests.operations.factories import batch_body
+from tests.factories.bodies import batch_body
 
 URL = "/rebalance/analyze"
 

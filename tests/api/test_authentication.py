@@ -15,8 +15,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from rest_framework.authtoken.models import Token
 
+from operations.links import operation_status_url
 from operations.models import Operation
-from tests.operations.factories import api_headers, api_user, batch_body, operation_row, parse, submit
+from tests.factories.bodies import batch_body
+from tests.factories.operations import api_headers, api_user, operation_row, parse, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -134,9 +136,9 @@ def test_without_required_auth_anonymous_callers_are_served_as_nobody(anonymous_
     assert response.status_code == 202
     operation = Operation.objects.get(pk=parse(response)["operation_id"])
     assert operation.owner is None
-    assert anonymous_client.get(operation.status_url).status_code == 200
+    assert anonymous_client.get(operation_status_url(operation.id)).status_code == 200
     # An authenticated caller is still itself: the anonymous operations are not its own.
-    assert client.get(operation.status_url).status_code == 404
+    assert client.get(operation_status_url(operation.id)).status_code == 404
     # And a bad token is still refused rather than taken for anonymous.
     assert anonymous_client.get("/rebalance/operations", headers={"Authorization": "Token nope"}).status_code == 401
 

@@ -17,7 +17,8 @@ import pytest
 from django.test import override_settings
 
 from operations.models import Operation
-from tests.operations.factories import LIST_URL, batch_body, operation_row, parse
+from tests.factories.bodies import batch_body
+from tests.factories.operations import LIST_URL, operation_row, parse
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from operations import services
+from operations import execution, services
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import normalised, operation_row, parse, submit
+from tests.factories.operations import normalised, operation_row, parse, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,7 @@ def test_cancel_of_a_running_operation_flags_it_and_the_run_ends_cancelled(clien
     assert (payload["status"], payload["error"], payload["attempt"]) == ("RUNNING", None, 1)
     assert Operation.objects.get(pk=operation.id).cancel_requested is True
     # The runner sees the flag before its (next) scenario and stops there.
-    services.operation_run_claimed(operation.id, attempt)
+    execution.operation_run_claimed(operation.id, attempt)
     finished = parse(client.get(payload["status_url"]))
     assert (finished["status"], finished["result"]) == ("FAILED", None)
     assert finished["error"] == {

@@ -8,9 +8,10 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from operations import services
+from operations import execution
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import batch_body, normalised, operation_row, parse, submit
+from tests.factories.bodies import batch_body
+from tests.factories.operations import normalised, operation_row, parse, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -118,13 +119,13 @@ def test_execute_of_an_operation_that_is_not_pending_is_409(client, status):
 
 def test_execute_twice_runs_once(client, monkeypatch):
     calls = []
-    real = services.rebalance_analyze_batch
+    real = execution.rebalance_analyze_batch
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", counting)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", counting)
     operation = operation_row()
     assert execute(client, operation.id).status_code == 200
     second = execute(client, operation.id)
@@ -165,7 +166,7 @@ def test_execute_answers_200_when_the_run_fails(client, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", explode)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", explode)
     operation = operation_row(correlation_id="fails-1")
     response = execute(client, operation.id)
     assert response.status_code == 200

@@ -13,7 +13,8 @@ import pytest
 from django.test import override_settings
 
 from operations.models import Operation
-from tests.operations.factories import batch_body, operation_row, parse, submit
+from tests.factories.bodies import batch_body
+from tests.factories.operations import operation_row, parse, submit
 
 pytestmark = pytest.mark.django_db
 

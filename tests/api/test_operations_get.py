@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import operation_resource as resource
-from tests.operations.factories import operation_row, parse
+from tests.factories.operations import operation_resource as resource
+from tests.factories.operations import operation_row, parse, stored_result
 
 pytestmark = pytest.mark.django_db
 
@@ -46,13 +48,14 @@ def test_get_running_operation_with_retry_after(client):
 
 
 def test_get_succeeded_operation_with_its_result(client):
-    operation = operation_row(status=OperationStatus.SUCCEEDED, result='{"b": "1.10", "a": [1, 2.50]}')
+    # Stored with whitespace no encoder would write: served as it is, never decoded and re-encoded.
+    text = json.dumps(json.loads(stored_result()), indent=1).encode()
+    operation = operation_row(status=OperationStatus.SUCCEEDED, result=text)
     response = client.get(f"/rebalance/operations/{operation.id}")
     assert response.status_code == 200
     assert "Retry-After" not in response
-    assert parse(response) == resource(operation, result={"b": "1.10", "a": [1, 2.50]})
-    # The stored text is spliced in as is: key order and number text survive.
-    assert b'"result":{"b": "1.10", "a": [1, 2.50]},"error":null}' in response.content
+    assert parse(response) == resource(operation, result=json.loads(text, parse_float=Decimal))
+    assert b'"result":' + text + b',"error":null}' in response.content
 
 
 def test_get_failed_operation_with_its_error(client):

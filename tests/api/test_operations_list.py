@@ -11,8 +11,8 @@ from django.test import override_settings
 
 from operations.models import OperationStatus
 from operations.serializers import cursor_encode
-from tests.operations.factories import operation_list_item as item
-from tests.operations.factories import operation_row, parse
+from tests.factories.operations import operation_list_item as item
+from tests.factories.operations import operation_row, parse
 
 pytestmark = pytest.mark.django_db
 

@@ -15,13 +15,14 @@ def schema() -> dict:
 
 # 400: every endpoint refuses a bad X-Correlation-Id; 401: every endpoint needs a caller; 403:
 # staff may read but not execute or cancel another owner's operation.
+# 500: a server fault; 411: a chunked body that could not be read.
 EXPECTED = {
-    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "404", "409", "413", "415"},
-    ("/rebalance/operations", "get"): {"200", "400", "401", "404"},
-    ("/rebalance/operations/{operation_id}", "get"): {"200", "400", "401", "404"},
-    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "400", "401", "404"},
-    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "403", "404", "409"},
-    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "403", "404", "409"},
+    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "403", "404", "409", "411", "413", "415", "500"},
+    ("/rebalance/operations", "get"): {"200", "400", "401", "404", "500"},
+    ("/rebalance/operations/{operation_id}", "get"): {"200", "400", "401", "404", "500"},
+    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "400", "401", "404", "500"},
+    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "403", "404", "409", "500"},
+    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "403", "404", "409", "500"},
 }
 
 
@@ -39,7 +40,7 @@ def test_submit_documents_its_headers(schema):
     responses = schema["paths"]["/rebalance/analyze/async"]["post"]["responses"]
     assert set(responses["202"]["headers"]) == {"X-Correlation-Id", "Location", "Retry-After"}
     assert set(responses["200"]["headers"]) == {"X-Correlation-Id", "Location", "Retry-After", "Idempotent-Replayed"}
-    assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OperationSchema"}
+    assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OperationResource"}
 
 
 def test_every_problem_code_is_named_in_the_document(schema):
@@ -52,7 +53,7 @@ def test_every_problem_code_is_named_in_the_document(schema):
 
 
 def test_the_resource_fields_are_documented_in_order(schema):
-    resource = schema["components"]["schemas"]["OperationSchema"]
+    resource = schema["components"]["schemas"]["OperationResource"]
     assert list(resource["properties"]) == [
         "operation_id", "operation_type", "status", "is_executable", "correlation_id", "created_at", "started_at",
         "finished_at", "expires_at", "attempt", "status_url", "execute_url", "result", "error",

@@ -10,10 +10,12 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from operations import services
+from operations import config, execution, submission
 from operations.models import Operation
-from tests.operations.factories import (
-    batch_body,
+from rebalance.canonical import request_canonical
+from rebalance.parsing import batch_request_parse
+from tests.factories.bodies import batch_body
+from tests.factories.operations import (
     normalised,
     operation_row,
     parse,
@@ -82,7 +84,7 @@ def test_inline_expiry_counts_from_the_finish(client):
 @override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY", DPM_ASYNC_OPERATIONS_TTL_SECONDS=120)
 def test_accept_only_stores_pending_and_answers_at_once(client, monkeypatch):
     ran = []
-    monkeypatch.setattr(services, "rebalance_analyze_batch", lambda *a, **k: ran.append(1))
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", lambda *a, **k: ran.append(1))
     response = submit(client, **{"X-Correlation-Id": "orch-2"})
     assert response.status_code == 202
     payload = parse(response)
@@ -100,7 +102,7 @@ def test_worker_mode_stores_pending_and_hands_it_to_the_enqueue_seam_on_commit(
     client, monkeypatch, django_capture_on_commit_callbacks
 ):
     enqueued = []
-    monkeypatch.setattr(services, "operation_enqueue", lambda operation: enqueued.append(operation.id))
+    monkeypatch.setattr(submission, "operation_enqueue", enqueued.append)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = submit(client, **{"X-Correlation-Id": "orch-3"})
     assert enqueued == []  # not before the row is committed
@@ -118,7 +120,7 @@ def test_worker_mode_stores_pending_and_hands_it_to_the_enqueue_seam_on_commit(
 ])
 def test_execution_mode_is_trimmed_and_case_insensitive(raw, expected):
     with override_settings(DPM_ASYNC_EXECUTION_MODE=raw):
-        assert services.execution_mode() == expected
+        assert config.execution_mode() == expected
 
 
 @override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
@@ -177,7 +179,7 @@ def test_a_batch_that_cannot_run_fails_with_a_safe_engine_error(client, monkeypa
     def explode(*args, **kwargs):
         raise ValueError("secret internals /etc/passwd")
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", explode)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", explode)
     response = submit(client, **{"X-Correlation-Id": "boom-1"})
     assert response.status_code == 202
     payload = parse(response)
@@ -288,14 +290,12 @@ def test_more_than_twenty_scenarios_is_a_400(client):
 
 
 def test_the_stored_request_is_the_canonical_validated_request(client):
-    from rebalance.serializers import batch_request_parse
-
     body = batch_body()
     payload = parse(submit(client, body))
     stored = Operation.objects.get(pk=payload["operation_id"])
     batch = batch_request_parse(body)
-    assert stored.request == batch.canonical_json()
-    assert stored.request_fingerprint == batch.fingerprint()
+    assert stored.request == request_canonical(batch).json
+    assert stored.request_fingerprint == request_canonical(batch).fingerprint
 
 
 def test_get_on_the_submit_path_is_405(client):

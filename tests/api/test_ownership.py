@@ -7,12 +7,13 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 
+from operations.links import operation_execute_url, operation_status_url
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import (
+from tests.factories.bodies import batch_body
+from tests.factories.operations import (
     LIST_URL,
     api_headers,
     api_user,
-    batch_body,
     operation_row,
     parse,
     submit,
@@ -57,21 +58,21 @@ def code(response) -> str:
 def test_another_owners_operation_is_404_on_every_operation_endpoint(alice, bob, status):
     operation = operation_row(status=status, correlation_id="alice-1")
     for response in (
-        bob.get(operation.status_url),
+        bob.get(operation_status_url(operation.id)),
         bob.get("/rebalance/operations/by-correlation/alice-1"),
-        bob.post(operation.execute_url),
-        bob.post(f"{operation.status_url}/cancel"),
+        bob.post(operation_execute_url(operation.id)),
+        bob.post(f"{operation_status_url(operation.id)}/cancel"),
     ):
         assert response.status_code == 404
         assert response["Content-Type"] == "application/problem+json"
         assert code(response) == NOT_FOUND
     # Byte for byte the answer for an id that does not exist at all: nothing tells them apart.
     unknown = bob.get("/rebalance/operations/dop_" + "f" * 32, headers={"X-Correlation-Id": "same"})
-    foreign = bob.get(operation.status_url, headers={"X-Correlation-Id": "same"})
+    foreign = bob.get(operation_status_url(operation.id), headers={"X-Correlation-Id": "same"})
     assert unknown.content == foreign.content
     # Untouched, and still the owner's.
     assert Operation.objects.get(pk=operation.pk).status == status
-    assert alice.get(operation.status_url).status_code == 200
+    assert alice.get(operation_status_url(operation.id)).status_code == 200
 
 
 def test_another_owners_operations_are_absent_from_lists(alice, bob):
@@ -100,8 +101,8 @@ def test_paging_a_list_never_leaks_another_owners_rows(alice, bob):
 
 def test_cancel_and_execute_by_another_owner_change_nothing(bob):
     pending = operation_row()
-    assert bob.post(f"{pending.status_url}/cancel").status_code == 404
-    assert bob.post(pending.execute_url).status_code == 404
+    assert bob.post(f"{operation_status_url(pending.id)}/cancel").status_code == 404
+    assert bob.post(operation_execute_url(pending.id)).status_code == 404
     stored = Operation.objects.get(pk=pending.pk)
     assert (stored.status, stored.attempt, stored.error) == (OperationStatus.PENDING, 0, None)
 
@@ -151,7 +152,7 @@ def test_staff_with_the_view_permission_read_every_owners_operations():
     staff = staff_client()
     operation = operation_row(status=OperationStatus.SUCCEEDED, correlation_id="alice-9")
     theirs = operation_row(owner=api_user("bob"))
-    assert staff.get(operation.status_url).status_code == 200
+    assert staff.get(operation_status_url(operation.id)).status_code == 200
     assert parse(staff.get("/rebalance/operations/by-correlation/alice-9"))["operation_id"] == operation.id
     assert listed(staff) == {operation.id, theirs.id}
 
@@ -159,7 +160,7 @@ def test_staff_with_the_view_permission_read_every_owners_operations():
 def test_staff_may_not_execute_or_cancel_another_owners_operation():
     staff = staff_client()
     operation = operation_row()
-    for response in (staff.post(operation.execute_url), staff.post(f"{operation.status_url}/cancel")):
+    for response in (staff.post(operation_execute_url(operation.id)), staff.post(f"{operation_status_url(operation.id)}/cancel")):
         assert response.status_code == 403
         assert parse(response) == {
             "type": "https://dpm-async.dev/problems/dpm-async-operation-not-owned",
@@ -196,21 +197,21 @@ def test_staff_lookup_by_correlation_prefers_their_own_then_the_newest():
 def test_staff_without_the_view_permission_see_only_their_own():
     staff = staff_client(view=False)
     operation = operation_row()
-    assert staff.get(operation.status_url).status_code == 404
+    assert staff.get(operation_status_url(operation.id)).status_code == 404
     assert listed(staff) == set()
 
 
 def test_a_superuser_reads_everything():
     superuser = staff_client("root", view=False, superuser=True)
     operation = operation_row()
-    assert superuser.get(operation.status_url).status_code == 200
+    assert superuser.get(operation_status_url(operation.id)).status_code == 200
 
 
 def test_the_view_permission_without_staff_status_grants_nothing():
     user = api_user("carol")
     user.user_permissions.add(Permission.objects.get(codename="view_operation"))
     operation = operation_row()
-    assert Client(headers=api_headers(user)).get(operation.status_url).status_code == 404
+    assert Client(headers=api_headers(user)).get(operation_status_url(operation.id)).status_code == 404
 
 
 # --- deleting a user -----------------------------------------------------------------------------

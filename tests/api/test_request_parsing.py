@@ -1,108 +1,26 @@
-"""Request validation and wire schemas (rebalance/serializers.py): parsing into engine inputs,
-field-path errors, scenario options, canonical JSON and the OpenAPI models."""
+"""Request validation (rebalance/parsing.py, rebalance/schemas.py, rebalance/messages.py) and scenario
+options (rebalance/options.py): parsing into engine inputs, field-path errors, option messages."""
 
 from __future__ import annotations
 
-import copy
 import json
-import os
-import re
 import time
 from decimal import Decimal
 from typing import Any
 
-import pydantic
 import pytest
 
+from dpm_async.decimals import DECIMAL_MESSAGE
 from dpm_async.problems import RequestInvalid
+from rebalance.batch import BatchRebalanceRequest
 from rebalance.engine import models as em
-from rebalance.serializers import (
-    DECIMAL_MESSAGE,
-    BatchRebalanceRequestSchema,
-    BatchRebalanceResultSchema,
-    BatchRequest,
-    OptionsInvalid,
-    batch_request_parse,
-    engine_options_parse,
-)
+from rebalance.options import OptionsInvalid, engine_options_parse
+from rebalance.parsing import batch_request_parse
+from tests.factories.bodies import lots_batch_body as body
 
 
-def body() -> dict[str, Any]:
-    """A small CHF portfolio with one foreign holding carrying two tax lots."""
-    return {
-        "portfolio_snapshot": {
-            "portfolio_id": "pf_alpine",
-            "base_currency": "CHF",
-            "positions": [
-                {"instrument_id": "NESN", "quantity": "100.0"},
-                {
-                    "instrument_id": "MSFT",
-                    "quantity": "30",
-                    "market_value": {"amount": "12000.00", "currency": "USD"},
-                    "lots": [
-                        {
-                            "lot_id": "m1",
-                            "quantity": "10",
-                            "unit_cost": {"amount": "250.00", "currency": "USD"},
-                            "purchase_date": "2021-06-01",
-                        },
-                        {
-                            "lot_id": "m2",
-                            "quantity": "20",
-                            "unit_cost": {"amount": "310.50", "currency": "USD"},
-                            "purchase_date": "2023-02-14",
-                        },
-                    ],
-                },
-            ],
-            "cash_balances": [
-                {"currency": "CHF", "amount": "5000.00", "settled": "4000.00"},
-                {"currency": "USD", "amount": "120.5"},
-            ],
-        },
-        "market_data_snapshot": {
-            "prices": [
-                {"instrument_id": "NESN", "price": "96.10", "currency": "CHF"},
-                {"instrument_id": "MSFT", "price": "402.25", "currency": "USD"},
-                {"instrument_id": "VWRL", "price": "118.40", "currency": "CHF"},
-            ],
-            "fx_rates": [{"pair": "USD/CHF", "rate": "0.8790"}],
-        },
-        "model_portfolio": {
-            "targets": [
-                {"instrument_id": "NESN", "weight": "0.30"},
-                {"instrument_id": "VWRL", "weight": "0.65"},
-            ]
-        },
-        "shelf_entries": [
-            {
-                "instrument_id": "NESN",
-                "status": "APPROVED",
-                "asset_class": "EQUITY",
-                "attributes": {"sector": "STAPLES", "region": "CH"},
-            },
-            {
-                "instrument_id": "MSFT",
-                "status": "SELL_ONLY",
-                "settlement_days": 1,
-                "min_notional": {"amount": "500", "currency": "USD"},
-            },
-            {
-                "instrument_id": "VWRL",
-                "status": "APPROVED",
-                "asset_class": "FUND",
-                "liquidity_tier": "L1",
-                "issuer_id": "VANGUARD",
-            },
-        ],
-        "scenarios": {
-            "with-cap": {
-                "description": "Staples capped",
-                "options": {"group_constraints": {"sector:STAPLES": {"max_weight": "0.2"}}},
-            },
-            "baseline": {},
-        },
-    }
+def options_of(batch: BatchRebalanceRequest) -> dict[str, Any]:
+    return {name: scenario.options for name, scenario in batch.scenarios.items()}
 
 
 def errors_of(data: Any) -> list[dict[str, str]]:
@@ -174,13 +92,14 @@ def test_minimal_body_parses_to_engine_objects() -> None:
     assert type(batch.inputs.portfolio.positions[0]) is em.Position
     # Scenarios in code-point order, options untouched (validated per scenario later).
     assert list(batch.scenarios) == ["baseline", "with-cap"]
-    assert batch.scenarios == {
+    assert options_of(batch) == {
         "baseline": {},
         "with-cap": {"group_constraints": {"sector:STAPLES": {"max_weight": "0.2"}}},
     }
-    assert batch.descriptions == {"baseline": None, "with-cap": "Staples capped"}
-    assert batch.portfolio_snapshot_id == "pf_alpine"
-    assert batch.market_data_snapshot_id == "md"
+    assert {name: scenario.description for name, scenario in batch.scenarios.items()} == {
+        "baseline": None, "with-cap": "Staples capped"
+    }
+    assert batch.base_snapshot_ids() == {"portfolio_snapshot_id": "pf_alpine", "market_data_snapshot_id": "md"}
 
 
 def test_decimal_scale_is_kept_and_json_numbers_never_pass_through_float() -> None:
@@ -208,7 +127,9 @@ def test_snapshot_ids_are_used_when_given() -> None:
     data["portfolio_snapshot"]["snapshot_id"] = "ps_2026_04_30"
     data["market_data_snapshot"]["snapshot_id"] = "md_2026_04_30"
     batch = batch_request_parse(data)
-    assert (batch.portfolio_snapshot_id, batch.market_data_snapshot_id) == ("ps_2026_04_30", "md_2026_04_30")
+    assert batch.base_snapshot_ids() == {
+        "portfolio_snapshot_id": "ps_2026_04_30", "market_data_snapshot_id": "md_2026_04_30"
+    }
 
 
 def test_unknown_keys_and_a_stray_top_level_options_are_ignored() -> None:
@@ -519,7 +440,7 @@ def test_scenario_and_options_shapes() -> None:
 def test_option_content_is_not_validated_at_request_level() -> None:
     data = body()
     data["scenarios"]["bad-options"] = {"options": {"target_method": "MAGIC", "max_turnover_pct": "7"}}
-    assert batch_request_parse(data).scenarios["bad-options"] == {
+    assert batch_request_parse(data).scenarios["bad-options"].options == {
         "max_turnover_pct": "7",
         "target_method": "MAGIC",
     }
@@ -701,253 +622,3 @@ def test_absurd_option_magnitudes_are_refused() -> None:
     with pytest.raises(OptionsInvalid) as raised:
         engine_options_parse({"fx_buffer_pct": "1e999999999"})
     assert raised.value.message == f"Value error, fx_buffer_pct {DECIMAL_MESSAGE}"
-
-
-# ------------------------------------------------------------------------------------------------
-# Canonical JSON and fingerprint
-# ------------------------------------------------------------------------------------------------
-
-
-def test_canonical_json_round_trips() -> None:
-    batch = batch_request_parse(body())
-    canonical = batch.canonical_json()
-    again = batch_request_parse(json.loads(canonical, parse_float=Decimal))
-
-    assert again.canonical_json() == canonical
-    assert again.fingerprint() == batch.fingerprint()
-    assert again.inputs == batch.inputs
-    assert again.scenarios == batch.scenarios and again.descriptions == batch.descriptions
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", batch.fingerprint())
-
-
-def test_canonical_json_is_compact_defaulted_and_keeps_decimal_scale() -> None:
-    document = json.loads(batch_request_parse(body()).canonical_json())
-    assert document["portfolio_snapshot"]["positions"][0] == {
-        "instrument_id": "NESN",
-        "lots": [],
-        "market_value": None,
-        "quantity": "100.0",
-    }
-    assert document["shelf_entries"][1] == {
-        "asset_class": "UNKNOWN",
-        "attributes": {},
-        "instrument_id": "MSFT",
-        "issuer_id": None,
-        "liquidity_tier": None,
-        "min_notional": {"amount": "500", "currency": "USD"},
-        "settlement_days": 1,
-        "status": "SELL_ONLY",
-    }
-    assert document["scenarios"]["with-cap"]["description"] == "Staples capped"
-    assert b" " not in batch_request_parse(body()).canonical_json().replace(b"Staples capped", b"")
-
-
-def test_canonical_keys_are_sorted_except_attribute_order() -> None:
-    def check(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if keys != ["sector", "region"]:
-            assert keys == sorted(keys)
-        return dict(pairs)
-
-    json.loads(batch_request_parse(body()).canonical_json(), object_pairs_hook=check)
-
-
-def test_fingerprint_ignores_key_order_whitespace_and_number_form() -> None:
-    first = batch_request_parse(body())
-
-    reordered = {key: body()[key] for key in reversed(list(body()))}
-    reordered["portfolio_snapshot"] = dict(reversed(list(reordered["portfolio_snapshot"].items())))
-    reordered["scenarios"] = {"with-cap": reordered["scenarios"]["with-cap"], "baseline": {"options": {}}}
-    text = json.dumps(reordered, indent=4).replace('"96.10"', "96.10").replace('"0.65"', "0.65")
-    second = batch_request_parse(json.loads(text, parse_float=Decimal))
-
-    assert second.fingerprint() == first.fingerprint()
-
-
-def test_fingerprint_changes_with_meaningful_differences() -> None:
-    base = batch_request_parse(body()).fingerprint()
-
-    scale = body()
-    scale["market_data_snapshot"]["prices"][0]["price"] = "96.1"  # same number, different scale
-    attribute_order = body()
-    attribute_order["shelf_entries"][0]["attributes"] = {"region": "CH", "sector": "STAPLES"}
-    description = body()
-    description["scenarios"]["baseline"] = {"description": "defaults"}
-
-    fingerprints = {
-        batch_request_parse(variant).fingerprint() for variant in (scale, attribute_order, description)
-    }
-    assert base not in fingerprints and len(fingerprints) == 3
-
-
-def test_canonical_json_of_a_hand_built_request_matches_a_parsed_one() -> None:
-    parsed = batch_request_parse(body())
-    by_hand = BatchRequest(
-        inputs=copy.deepcopy(parsed.inputs),
-        scenarios=parsed.scenarios,
-        portfolio_snapshot_id=parsed.portfolio_snapshot_id,
-        market_data_snapshot_id=parsed.market_data_snapshot_id,
-        descriptions=parsed.descriptions,
-    )
-    assert by_hand.canonical_json() == parsed.canonical_json()
-
-
-def test_options_with_big_integers_and_numbers_survive_canonical_json() -> None:
-    data = body()
-    data["scenarios"]["baseline"] = {
-        "options": {"settlement_horizon_days": 10**30, "fx_buffer_pct": Decimal("0.020")}
-    }
-    batch = batch_request_parse(data)
-    again = batch_request_parse(json.loads(batch.canonical_json(), parse_float=Decimal))
-    assert again.fingerprint() == batch.fingerprint()
-    for parsed in (batch, again):
-        with pytest.raises(OptionsInvalid) as raised:
-            engine_options_parse(parsed.scenarios["baseline"])
-        assert raised.value.message == "Input should be less than or equal to 10"
-
-
-# ------------------------------------------------------------------------------------------------
-# OpenAPI models
-# ------------------------------------------------------------------------------------------------
-
-
-def openapi_components() -> dict[str, Any]:
-    from pydantic.json_schema import model_json_schema
-
-    components: dict[str, Any] = {}
-    for model in (BatchRebalanceRequestSchema, BatchRebalanceResultSchema):
-        schema = model_json_schema(model, ref_template="#/components/schemas/{model}", mode="serialization")
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
-    return components
-
-
-def test_schemas_are_valid_openapi_3_0() -> None:
-    import drf_spectacular.validation
-    import jsonschema
-
-    spec_path = os.path.join(os.path.dirname(drf_spectacular.validation.__file__), "openapi_3_0_schema.json")
-    with open(spec_path) as spec_file:
-        spec = json.load(spec_file)
-    document = {
-        "openapi": "3.0.3",
-        "info": {"title": "t", "version": "1"},
-        "paths": {},
-        "components": {"schemas": openapi_components()},
-    }
-    jsonschema.validate(instance=json.loads(json.dumps(document)), schema=spec)
-
-
-def test_enum_name_overrides_point_at_the_value_sets() -> None:
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    overrides = settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]
-    values = {name: import_string(path) for name, path in overrides.items()}
-    assert values["RunStatusEnum"] == ("READY", "PENDING_REVIEW", "BLOCKED")
-    assert all(isinstance(choices, tuple) and choices for choices in values.values())
-    assert len({tuple(choices) for choices in values.values()}) == len(values)
-
-
-def test_result_schema_nullability_and_intent_union() -> None:
-    components = openapi_components()
-    result = components["RebalanceResult"]
-    for name in ("reconciliation", "tax_impact", "gate_decision"):
-        assert result["properties"][name]["nullable"] is True
-        assert name in result["required"]
-    assert result["properties"]["intents"]["items"]["discriminator"]["propertyName"] == "intent_type"
-    assert components["Explanation"]["required"] == ["summary"]
-    assert components["PositionSummary"]["properties"]["weight"]["pattern"] == r"^-?[0-9]+\.[0-9]{4}$"
-    assert set(components["BatchRebalanceResultSchema"]["required"]) == {
-        "batch_run_id",
-        "run_at_utc",
-        "base_snapshot_ids",
-        "results",
-        "comparison_metrics",
-        "failed_scenarios",
-        "warnings",
-    }
-
-
-def test_examples_are_valid() -> None:
-    request_example = BatchRebalanceRequestSchema.model_json_schema()["example"]
-    batch_request_parse(request_example)
-    BatchRebalanceRequestSchema.model_validate(request_example)
-    result_example = BatchRebalanceResultSchema.model_json_schema()["example"]
-    BatchRebalanceResultSchema.model_validate(result_example)
-
-
-def test_documented_request_model_and_parser_agree() -> None:
-    data = body()
-    assert (
-        BatchRebalanceRequestSchema.model_validate(data).model_dump(mode="json")["shelf_entries"]
-        == json.loads(batch_request_parse(data).canonical_json())["shelf_entries"]
-    )
-    for broken in ("portfolio_id", "base_currency"):
-        bad = body()
-        del bad["portfolio_snapshot"][broken]
-        with pytest.raises(pydantic.ValidationError):
-            BatchRebalanceRequestSchema.model_validate(bad)
-        assert error_for(bad, f"portfolio_snapshot.{broken}") == "is required"
-
-
-def test_documented_fields_match_the_parser_fields() -> None:
-    """The parser validates into engine dataclasses with its own core schemas; they must accept
-    exactly the documented fields, with the same ones required."""
-    from rebalance import serializers
-
-    parsed: dict[type, tuple[set[str], set[str]]] = {}
-
-    def walk(schema: Any) -> None:
-        if isinstance(schema, dict):
-            if schema.get("type") == "dataclass":
-                fields = schema["schema"]["fields"]
-                parsed[schema["cls"]] = (
-                    {f["name"] for f in fields},
-                    {f["name"] for f in fields if f["schema"]["type"] != "default"},
-                )
-            for value in schema.values():
-                walk(value)
-        elif isinstance(schema, list):
-            for value in schema:
-                walk(value)
-
-    walk(serializers._engine_schemas())
-    pairs = {
-        em.Money: serializers.Money,
-        em.TaxLot: serializers.TaxLot,
-        em.Position: serializers.Position,
-        em.CashBalance: serializers.CashBalance,
-        em.PortfolioSnapshot: serializers.PortfolioSnapshot,
-        em.Price: serializers.Price,
-        em.FxRate: serializers.FxRate,
-        em.MarketDataSnapshot: serializers.MarketDataSnapshot,
-        em.ModelTarget: serializers.ModelTarget,
-        em.ModelPortfolio: serializers.ModelPortfolio,
-        em.ShelfEntry: serializers.ShelfEntry,
-    }
-    assert set(parsed) == set(pairs)
-    for engine, wire in pairs.items():
-        names, required = parsed[engine]
-        assert names == set(wire.model_fields) == set(engine.__dataclass_fields__), wire.__name__
-        assert required == {name for name, info in wire.model_fields.items() if info.is_required()}, (
-            wire.__name__
-        )
-
-
-def test_option_key_order_survives_the_canonical_form() -> None:
-    # Which option error is reported first depends on the order of the keys (as at the reference),
-    # so a stored request must replay its scenarios' options in the order they were sent.
-    sent = body()
-    sent["scenarios"]["baseline"] = {"options": {"max_overdraft_by_ccy": {"USD": "-1", " ": "5"}, "allow_restricted": True}}
-    first = batch_request_parse(sent)
-    again = batch_request_parse(json.loads(first.canonical_json(), parse_float=Decimal))
-    assert list(again.scenarios["baseline"]) == ["max_overdraft_by_ccy", "allow_restricted"]
-    assert list(again.scenarios["baseline"]["max_overdraft_by_ccy"]) == ["USD", " "]
-    with pytest.raises(OptionsInvalid) as original:
-        engine_options_parse(first.scenarios["baseline"])
-    with pytest.raises(OptionsInvalid) as replayed:
-        engine_options_parse(again.scenarios["baseline"])
-    assert original.value.message == replayed.value.message == (
-        "Value error, max_overdraft_by_ccy values must be non-negative"
-    )

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from django.test import RequestFactory, override_settings
 
-from dpm_async.correlation import CorrelationIdLogFilter, CorrelationIdMiddleware
+from dpm_async.correlation import CorrelationIdLogFilter
+from dpm_async.middleware import CorrelationIdMiddleware
 from rebalance import services as rebalance_services
-from tests.operations.factories import api_token, batch_body, parse
+from tests.factories.bodies import batch_body
+from tests.factories.operations import api_token, parse
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -191,6 +193,7 @@ def test_an_internal_error_logs_neither_the_body_nor_the_token(client, caplog, m
 
 
 @pytest.mark.django_db
+@pytest.mark.breaks_the_contract
 @pytest.mark.parametrize(
     ("exception", "status", "code"),
     [("django.http.Http404", 404, "NOT_FOUND"), ("django.core.exceptions.PermissionDenied", 403, "PERMISSION_DENIED")],

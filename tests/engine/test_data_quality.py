@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, rule, run
+from tests.factories.engine import build, rule, run
 
 
 def test_unheld_target_without_price_blocks_on_the_late_gate() -> None:

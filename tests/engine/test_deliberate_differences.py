@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 import rebalance.engine.pipeline as pipeline
-
-from .builders import build, lot, position, rule, run, shelf_entry, targets, trades
+from tests.factories.engine import build, lot, position, rule, run, shelf_entry, targets, trades
 
 # ---------------------------------------------------------------- item 1: locked holdings stay frozen
 

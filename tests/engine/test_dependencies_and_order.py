@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, run
+from tests.factories.engine import build, run
 
 
 def _rotation() -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, fx_intents, run
+from tests.factories.engine import build, fx_intents, run
 
 
 def test_foreign_buy_is_funded_with_a_buffered_fx_trade() -> None:

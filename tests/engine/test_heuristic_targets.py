@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, run, shelf_entry, targets, trades
+from tests.factories.engine import build, run, shelf_entry, targets, trades
 
 
 def _weights(wire: dict) -> dict[str, str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from rebalance.engine import prepare_inputs, run_rebalance
-
-from .builders import build, options, run
+from tests.factories.engine import build, options, run
 
 
 def test_identifiers_and_defaults() -> None:

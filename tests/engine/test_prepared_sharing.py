@@ -7,8 +7,7 @@ import gc
 from concurrent.futures import ThreadPoolExecutor
 
 from rebalance.engine import prepare_inputs, result_to_wire, run_rebalance
-
-from .builders import build, lot, options, position, shelf_entry
+from tests.factories.engine import build, lot, options, position, shelf_entry
 
 SCENARIOS = {
     "baseline": {},

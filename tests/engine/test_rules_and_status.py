@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, lot, position, rule, run, trades
+from tests.factories.engine import build, lot, position, rule, run, trades
 
 
 def test_cash_outside_the_band_is_a_soft_failure_that_needs_review() -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from rebalance.engine import CashBalance
-
-from .builders import D, build, rule, run, shelf_entry, trades
+from tests.factories.engine import D, build, rule, run, shelf_entry, trades
 
 
 def _slow_to_fast(cash: list[CashBalance] | None = None) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, run, shelf_entry, trades
+from tests.factories.engine import build, run, shelf_entry, trades
 
 
 def _security(wire: dict) -> list[dict]:

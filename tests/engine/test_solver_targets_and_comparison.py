@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rebalance.engine import solver
-
-from .builders import build, run, shelf_entry, targets, trades
+from tests.factories.engine import build, run, shelf_entry, targets, trades
 
 
 def _weights(wire: dict) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, lot, position, run, trades
+from tests.factories.engine import build, lot, position, run, trades
 
 LOTS = [
     lot("L1", "20", "30", date="2023-01-01"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, run, trades
+from tests.factories.engine import build, run, trades
 
 INPUTS = build(
     cash={"USD": "50000"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, run, targets, trades
+from tests.factories.engine import build, run, targets, trades
 
 
 def _excluded(wire: dict) -> list[tuple[str, str]]:

@@ -10,8 +10,7 @@ from rebalance.engine import (
     prepare_inputs,
 )
 from rebalance.engine.fx import FxTable
-
-from .builders import D, build, position, run, shelf_entry
+from tests.factories.engine import D, build, position, run, shelf_entry
 
 
 def test_same_currency_position_is_multiplied_by_one_point_zero_but_base_cash_is_not() -> None:

@@ -6,8 +6,7 @@ import json
 from decimal import Decimal
 
 from rebalance.engine import prepare_inputs, result_to_wire, run_rebalance, scenario_comparison_metric
-
-from .builders import build, options, run, shelf_entry
+from tests.factories.engine import build, options, run, shelf_entry
 
 
 def _full_featured_run() -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .builders import build, position, run
+from tests.factories.engine import build, position, run
 
 CLEAN = build(prices={"A": "10"}, model={"A": "0.5"})
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from operations import admin as operations_admin
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import operation_row
+from tests.factories.operations import operation_row
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +157,7 @@ def test_a_nul_byte_search_does_not_fail(staff):
 
 
 def test_api_tokens_are_not_in_the_admin(staff):
-    from tests.operations.factories import api_token
+    from tests.factories.operations import api_token
 
     key = api_token()
     assert staff.get("/admin/authtoken/tokenproxy/").status_code == 404
@@ -167,7 +167,7 @@ def test_api_tokens_are_not_in_the_admin(staff):
 def test_deactivating_a_user_in_the_admin_cuts_off_their_token(staff):
     from django.test import Client
 
-    from tests.operations.factories import api_headers, api_user
+    from tests.factories.operations import api_headers, api_user
 
     program = Client(headers=api_headers())
     assert program.get("/rebalance/operations").status_code == 200

@@ -9,8 +9,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from operations.links import operation_execute_url, operation_status_url
 from operations.models import OPERATION_ID_PATTERN, Operation, OperationStatus, operation_id_generate
-from tests.operations.factories import operation_row
+from tests.factories.operations import operation_row
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +29,8 @@ def test_the_statuses_are_exactly_the_four():
 
 def test_urls_match_the_routes():
     operation = Operation(id=operation_id_generate())
-    assert operation.status_url == reverse("operation-detail", args=[operation.id])
-    assert operation.execute_url == reverse("operation-execute", args=[operation.id])
+    assert operation_status_url(operation.id) == reverse("operation-detail", args=[operation.id])
+    assert operation_execute_url(operation.id) == reverse("operation-execute", args=[operation.id])
 
 
 def test_raw_json_is_stored_and_read_back_as_its_exact_text():

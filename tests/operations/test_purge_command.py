@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import operation_row
+from tests.factories.operations import operation_row
 
 pytestmark = pytest.mark.django_db
 

@@ -19,9 +19,10 @@ from django.db import connections
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from operations import services
+from operations import execution, maintenance, services
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import ASYNC_URL, api_headers, api_token, batch_body, operation_row
+from tests.factories.bodies import batch_body
+from tests.factories.operations import ASYNC_URL, api_headers, api_token, operation_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,14 +74,14 @@ def engine_calls(monkeypatch) -> Counter:
     """Counts batch runs per correlation id (the wrapper sees every run, in every thread)."""
     calls: Counter = Counter()
     lock = threading.Lock()
-    real = services.rebalance_analyze_batch
+    real = execution.rebalance_analyze_batch
 
     def counting(batch, *, correlation_id, before_scenario=None):
         with lock:
             calls[correlation_id] += 1
         return real(batch, correlation_id=correlation_id, before_scenario=before_scenario)
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", counting)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", counting)
     return calls
 
 
@@ -157,7 +158,7 @@ def test_cancel_while_running_stops_the_run_between_scenarios(monkeypatch):
     operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}, c={"options": {}}))
     inside_first, release = threading.Event(), threading.Event()
     started: list[str] = []
-    real = services.rebalance_analyze_batch
+    real = execution.rebalance_analyze_batch
 
     def held(batch, *, correlation_id, before_scenario):
         def hook(name):
@@ -168,7 +169,7 @@ def test_cancel_while_running_stops_the_run_between_scenarios(monkeypatch):
                 assert release.wait(timeout=30)
         return real(batch, correlation_id=correlation_id, before_scenario=hook)
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", held)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", held)
 
     def cancel_once_running():
         assert inside_first.wait(timeout=30)
@@ -194,7 +195,7 @@ def test_lease_recovery_racing_completion_leaves_one_outcome(round_):
     Operation.objects.filter(pk=operation.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     completed, recovered = race(
         lambda: services.operation_complete(operation.id, attempt, b'{"done":true}'),
-        lambda: services.operations_recover_expired_leases(),
+        lambda: maintenance.operations_recover_expired_leases(),
     )
     stored = Operation.objects.get(pk=operation.id)
     assert completed != bool(recovered)  # exactly one of them moved the row
@@ -229,7 +230,8 @@ def test_purge_running_beside_the_service_deletes_only_expired_rows():
 
 @override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
 def test_concurrent_submissions_of_two_owners_with_one_correlation_id_create_one_operation_each():
-    from tests.operations.factories import api_user
+    from tests.factories.operations import api_user
+
 
     bob = f"Token {api_token(api_user('bob'))}"
     actions = [post(ASYNC_URL, batch_body(), **{"X-Correlation-Id": "race-own-1"}) for _ in range(THREADS // 2)]

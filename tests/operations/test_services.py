@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from operations import services
+from operations import execution, maintenance, services, submission
 from operations.access import OPERATIONS_ALL as ALL
 from operations.errors import (
     OperationCorrelationConflict,
@@ -16,9 +16,11 @@ from operations.errors import (
     OperationNotExecutable,
     OperationNotFound,
 )
+from operations.links import operation_status_url
 from operations.models import Operation, OperationStatus
-from rebalance.serializers import batch_request_parse
-from tests.operations.factories import api_user, batch_body, operation_row
+from rebalance.parsing import batch_request_parse
+from tests.factories.bodies import batch_body
+from tests.factories.operations import api_user, operation_row
 
 pytestmark = pytest.mark.django_db
 
@@ -143,7 +145,7 @@ def test_cancel_of_running_is_a_request_the_run_honours_before_its_next_scenario
     operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}, c={"options": {}}))
     attempt = services.operation_claim(operation)
     started = []
-    real = services.rebalance_analyze_batch
+    real = execution.rebalance_analyze_batch
 
     def run_and_cancel_after_first(batch, *, correlation_id, before_scenario):
         def hook(name):
@@ -153,8 +155,8 @@ def test_cancel_of_running_is_a_request_the_run_honours_before_its_next_scenario
                 services.operation_cancel(operation.id, scope=ALL)
         return real(batch, correlation_id=correlation_id, before_scenario=hook)
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", run_and_cancel_after_first)
-    services.operation_run_claimed(operation.id, attempt)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", run_and_cancel_after_first)
+    execution.operation_run_claimed(operation.id, attempt)
     stored = reload(operation)
     assert started == ["a"]
     assert (stored.status, stored.error["code"], stored.result, stored.cancel_requested) == (
@@ -194,9 +196,9 @@ def test_execute_that_loses_the_claim_is_not_executable(monkeypatch):
         real_claim(reload(op))  # another caller wins between our read and our UPDATE
         return real_claim(op, **kwargs)
 
-    monkeypatch.setattr(services, "operation_claim", claim_after_someone_else)
+    monkeypatch.setattr(execution, "operation_claim", claim_after_someone_else)
     with pytest.raises(OperationNotExecutable) as raised:
-        services.operation_execute(operation.id, scope=ALL)
+        execution.operation_execute(operation.id, scope=ALL)
     assert raised.value.extra == {"operation_id": operation.id, "operation_status": "RUNNING"}
 
 
@@ -208,8 +210,8 @@ def test_execute_records_a_result_only_once_even_if_the_row_is_cancelled_mid_run
         services.operation_cancel(operation.id, scope=ALL)
         return b'{"would": "be stored"}'
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", cancel_then_finish)
-    finished = services.operation_execute(operation.id, scope=ALL)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", cancel_then_finish)
+    finished = execution.operation_execute(operation.id, scope=ALL)
     assert (finished.status, finished.result, finished.error["code"]) == (FAILED, None, "OPERATION_CANCELLED")
 
 
@@ -219,12 +221,12 @@ def test_a_lease_lost_mid_run_discards_the_result(monkeypatch):
     def lose_lease_after_first(batch, *, correlation_id, before_scenario):
         before_scenario("a")
         Operation.objects.filter(pk=operation.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-        services.operations_recover_expired_leases()
+        maintenance.operations_recover_expired_leases()
         before_scenario("b")  # fenced: raises, and the run ends without writing
         raise AssertionError("not reached")
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", lose_lease_after_first)
-    services.operation_execute(operation.id, scope=ALL)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", lose_lease_after_first)
+    execution.operation_execute(operation.id, scope=ALL)
     stored = reload(operation)
     assert (stored.status, stored.attempt, stored.result, stored.error) == (PENDING, 1, None, None)
 
@@ -240,8 +242,8 @@ def test_the_runner_renews_its_lease_between_scenarios(monkeypatch):
             leases.append(reload(operation).lease_expires_at)
         return b"{}"
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", observe)
-    services.operation_execute(operation.id, scope=ALL)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", observe)
+    execution.operation_execute(operation.id, scope=ALL)
     assert leases[0] < leases[1]
 
 
@@ -258,8 +260,8 @@ def test_lease_recovery_requeues_fails_or_cancels():
     exhausted = _running_with_lapsed_lease(3)
     cancelled = _running_with_lapsed_lease(1, cancel_requested=True)
     alive = operation_row(status=RUNNING)
-    assert services.operations_recover_expired_leases(dry_run=True) == 3
-    assert services.operations_recover_expired_leases() == 3
+    assert maintenance.operations_recover_expired_leases(dry_run=True) == 3
+    assert maintenance.operations_recover_expired_leases() == 3
     assert (reload(requeued).status, reload(requeued).started_at, reload(requeued).attempt) == (PENDING, None, 1)
     assert reload(exhausted).status == FAILED
     assert reload(exhausted).error == {
@@ -269,7 +271,7 @@ def test_lease_recovery_requeues_fails_or_cancels():
     }
     assert reload(cancelled).error["code"] == "OPERATION_CANCELLED"
     assert reload(alive).status == RUNNING
-    assert services.operations_recover_expired_leases() == 0
+    assert maintenance.operations_recover_expired_leases() == 0
 
 
 # --- submit and correlation ------------------------------------------------------------------
@@ -277,23 +279,23 @@ def test_lease_recovery_requeues_fails_or_cancels():
 @override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
 def test_submit_then_replay_then_conflict():
     batch, owner_id = batch_request_parse(batch_body()), api_user().pk
-    first = services.operation_submit(batch, correlation_id="svc-1", owner_id=owner_id)
+    first = submission.operation_submit(batch, correlation_id="svc-1", owner_id=owner_id)
     assert first.replayed is False and first.operation.status == PENDING
-    again = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-1", owner_id=owner_id)
+    again = submission.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-1", owner_id=owner_id)
     assert again.replayed is True and again.operation.id == first.operation.id
     with pytest.raises(OperationCorrelationConflict) as raised:
-        services.operation_submit(batch_request_parse(batch_body(x={"options": {}})), correlation_id="svc-1",
+        submission.operation_submit(batch_request_parse(batch_body(x={"options": {}})), correlation_id="svc-1",
                                   owner_id=owner_id)
-    assert raised.value.extra == {"operation_id": first.operation.id, "status_url": first.operation.status_url}
+    assert raised.value.extra == {"operation_id": first.operation.id, "status_url": operation_status_url(first.operation.id)}
 
 
 @override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
 def test_submit_replaces_an_expired_holder_of_the_correlation_id_even_a_stuck_running_one():
     old = operation_row(status=RUNNING, correlation_id="svc-2", created_at=timezone.now() - timedelta(days=3),
                         lease_expires_at=timezone.now() - timedelta(days=2))
-    submission = services.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-2",
-                                           owner_id=api_user().pk)
-    assert submission.replayed is False
+    submitted = submission.operation_submit(batch_request_parse(batch_body()), correlation_id="svc-2",
+                                            owner_id=api_user().pk)
+    assert submitted.replayed is False
     assert not Operation.objects.filter(pk=old.pk).exists()
 
 

@@ -9,7 +9,6 @@ these tests are about. Several worker processes, SIGKILL and SIGSTOP are in test
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -21,12 +20,13 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from dpm_async.correlation import correlation_id_current
-from operations import services, tasks
+from operations import execution, leases, maintenance, queue, services, submission
 from operations.management.commands.db_worker import OperationsSweeper
 from operations.models import Operation, OperationStatus
 from operations.tasks import operation_run_task
-from rebalance.serializers import batch_request_parse
-from tests.operations.factories import batch_body, operation_row
+from rebalance.parsing import batch_request_parse
+from tests.factories.bodies import batch_body
+from tests.factories.operations import operation_row
 
 PENDING, RUNNING, SUCCEEDED, FAILED = (OperationStatus.PENDING, OperationStatus.RUNNING,
                                        OperationStatus.SUCCEEDED, OperationStatus.FAILED)
@@ -43,7 +43,7 @@ def queued_for(operation: Operation) -> list[DBTaskResult]:
 
 def submit(correlation_id: str) -> Operation:
     batch = batch_request_parse(batch_body())
-    return services.operation_submit(batch, correlation_id=correlation_id, owner_id=None).operation
+    return submission.operation_submit(batch, correlation_id=correlation_id, owner_id=None).operation
 
 
 # --- the enqueue seam ------------------------------------------------------------------------
@@ -79,8 +79,8 @@ def test_a_failed_enqueue_is_logged_not_raised(monkeypatch, caplog):
         def enqueue(self, *args, **kwargs):
             raise ConnectionError("queue down")
 
-    monkeypatch.setattr(tasks, "operation_run_task", Unreachable())
-    assert services.operation_enqueue(operation) is False
+    monkeypatch.setattr(queue, "operation_run_task", Unreachable())
+    assert queue.operation_enqueue(operation.id) is False
     assert f"could not enqueue operation {operation.id}" in caplog.text
 
 
@@ -126,7 +126,7 @@ def test_the_task_logs_under_the_operation_s_correlation_id(monkeypatch):
         seen.append(correlation_id_current())
         return b"{}"
 
-    monkeypatch.setattr(services, "rebalance_analyze_batch", observe)
+    monkeypatch.setattr(execution, "rebalance_analyze_batch", observe)
     operation_run_task.call(operation.id)
     assert seen == ["orch-77"]
     assert correlation_id_current() is None  # unbound afterwards
@@ -136,7 +136,7 @@ def test_the_task_logs_under_the_operation_s_correlation_id(monkeypatch):
 @override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER")
 def test_the_worker_loop_drains_the_queue_and_runs_each_operation_once():
     operations = [submit(f"w-loop-{i}") for i in range(3)]
-    services.operation_enqueue(operations[0])  # a duplicate task: harmless
+    queue.operation_enqueue(operations[0].id)  # a duplicate task: harmless
     call_command("db_worker", "--batch", "--no-reload", "--no-startup-delay", "--interval", "0", verbosity=0)
     assert [(reload(o).status, reload(o).attempt) for o in operations] == [(SUCCEEDED, 1)] * 3
     outcomes = sorted(
@@ -168,60 +168,95 @@ def test_the_worker_starts_its_loop_again_after_losing_the_database(monkeypatch)
     assert calls == [0.5, 0.5]
 
 
-# --- the lease keeper ------------------------------------------------------------------------
+# --- the lease keeper: time is moved by the test, never slept -------------------------------
 
-@pytest.mark.django_db(transaction=True)
+class Clock:
+    """A stand-in for the keeper's clocks: the wall-clock instant and monotonic seconds move together."""
+
+    def __init__(self) -> None:
+        self.start = timezone.now()
+        self.seconds = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def now(self):
+        return self.start + timedelta(seconds=self.seconds)
+
+
+def keeper_for(operation: Operation, attempt: int, clock: Clock, *, patience: float = 60) -> leases.LeaseKeeper:
+    return leases.LeaseKeeper(operation.id, attempt, interval=1 / 3, patience=patience, clock=clock.monotonic,
+                              now=clock.now)
+
+
+@pytest.mark.django_db
 @override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
-def test_a_scenario_longer_than_the_lease_keeps_its_operation(monkeypatch):
+def test_a_scenario_longer_than_the_lease_keeps_its_operation():
+    clock = Clock()
     operation = operation_row()
-    recoveries = []
-
-    def one_long_scenario(batch, *, correlation_id, before_scenario):
-        before_scenario("baseline")
-        deadline = time.monotonic() + 2.5  # 2.5 leases without reaching another scenario
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
-            recoveries.append(services.operations_recover_expired_leases())
-        return b'{"long": true}'
-
-    monkeypatch.setattr(services, "rebalance_analyze_batch", one_long_scenario)
-    assert operation_run_task.call(operation.id)["recorded"] is True
+    attempt = services.operation_claim(operation, now=clock.now())
+    keeper = keeper_for(operation, attempt, clock)
+    for _ in range(8):  # 8 renewal periods (2.7 leases) without reaching another scenario
+        clock.advance(1 / 3)
+        assert keeper.renew_once() is True
+        assert maintenance.operations_recover_expired_leases(now=clock.now(), enqueue=False) == 0
+    assert services.operation_complete(operation.id, attempt, b'{"long": true}') is True
     stored = reload(operation)
     assert (stored.status, stored.attempt, stored.result) == (SUCCEEDED, 1, b'{"long": true}')
-    assert len(recoveries) >= 10 and set(recoveries) == {0}
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 @override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
-def test_without_the_keeper_the_same_scenario_loses_its_operation(monkeypatch):
+def test_without_the_keeper_the_same_scenario_loses_its_operation():
     # The control for the test above: the between-scenario heartbeat alone lets the lease lapse.
+    clock = Clock()
     operation = operation_row()
-    attempt = services.operation_claim(operation)
-    time.sleep(1.1)
-    assert services.operations_recover_expired_leases(enqueue=False) == 1
+    attempt = services.operation_claim(operation, now=clock.now())
+    clock.advance(1.1)
+    assert maintenance.operations_recover_expired_leases(now=clock.now(), enqueue=False) == 1
     assert services.operation_complete(operation.id, attempt, b"{}") is False
     assert (reload(operation).status, reload(operation).attempt) == (PENDING, 1)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 @override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
-def test_the_keeper_ends_on_its_own_once_the_row_is_not_its_run():
+def test_the_keeper_ends_once_the_row_is_not_its_run():
+    clock = Clock()
     operation = operation_row()
-    attempt = services.operation_claim(operation)
-    keeper = services._LeaseKeeper(operation.id, attempt)
-    keeper.start()
-    time.sleep(0.5)
+    attempt = services.operation_claim(operation, now=clock.now())
+    keeper = keeper_for(operation, attempt, clock)
+    clock.advance(1 / 3)
+    assert keeper.renew_once() is True
     renewed = reload(operation).lease_expires_at
-    assert renewed > operation.created_at + timedelta(seconds=1)
+    assert renewed == clock.now() + timedelta(seconds=1)
     Operation.objects.filter(pk=operation.pk).update(attempt=attempt + 1)  # taken by another run
-    keeper.join(timeout=3)
-    assert not keeper.is_alive()
+    clock.advance(1 / 3)
+    assert keeper.renew_once() is False
     assert reload(operation).lease_expires_at == renewed  # its late renewal matched nothing
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=3)
-def test_the_keeper_stops_when_the_run_ends_and_closes_its_connection():
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
+def test_the_keeper_thread_renews_until_the_row_is_taken_then_ends():
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    keeper = leases.LeaseKeeper(operation.id, attempt, interval=0.01, patience=60)
+    keeper.start()
+    claimed_until = reload(operation).lease_expires_at
+    keeper_renewed = False
+    while not keeper_renewed:  # each renewal moves the lease on; no sleep, no deadline of our own
+        keeper_renewed = reload(operation).lease_expires_at > claimed_until
+    Operation.objects.filter(pk=operation.pk).update(attempt=attempt + 1)
+    keeper.join(timeout=30)
+    assert not keeper.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=300)
+def test_the_keeper_stops_when_the_run_ends_and_closes_its_connection(monkeypatch):
     operation = operation_row()
     attempt = services.operation_claim(operation)
     closed = []
@@ -231,31 +266,37 @@ def test_the_keeper_stops_when_the_run_ends_and_closes_its_connection():
         closed.append(True)
         original()
 
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services.connections, "close_all", spy)
-        started = time.monotonic()
-        with services.operation_lease_kept(operation.id, attempt):
-            pass
-        assert time.monotonic() - started < 0.5  # stopped at once, not after a renewal period
+    monkeypatch.setattr(leases.connections, "close_all", spy)
+    with leases.operation_lease_kept(operation.id, attempt) as keeper:
+        assert keeper.interval == 100  # a third of the lease
+    # Told to stop, it ended at once: a keeper still waiting for its 100 s period would be alive.
+    assert not keeper.is_alive()
     assert closed
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 @override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=1)
-def test_the_keeper_gives_up_on_a_run_stuck_in_one_scenario(monkeypatch):
+def test_the_keeper_gives_up_on_a_run_stuck_in_one_scenario():
     # A hung runner must not hold its operation forever: without progress the lease lapses.
-    monkeypatch.setattr(services, "LEASE_KEEPER_PATIENCE_LEASES", 1)
+    clock = Clock()
     operation = operation_row()
-    attempt = services.operation_claim(operation)
-    with services.operation_lease_kept(operation.id, attempt) as keeper:
-        for _ in range(5):  # 1.25 s with progress: kept alive
-            time.sleep(0.25)
-            keeper.progressed()
-        assert keeper.is_alive()
-        keeper.join(timeout=3)  # then none: it stops renewing
-        assert not keeper.is_alive()
-    time.sleep(1.1)
-    assert services.operations_recover_expired_leases(enqueue=False) == 1
+    attempt = services.operation_claim(operation, now=clock.now())
+    keeper = keeper_for(operation, attempt, clock, patience=1)
+    for _ in range(5):  # 1.25 s with progress: kept alive
+        clock.advance(0.25)
+        keeper.progressed()
+        assert keeper.renew_once() is True
+    clock.advance(1.1)  # then none for longer than its patience: it stops renewing
+    assert keeper.renew_once() is False
+    clock.advance(1)
+    assert maintenance.operations_recover_expired_leases(now=clock.now(), enqueue=False) == 1
+
+
+def test_the_lease_kept_by_a_worker_is_renewed_every_third_of_the_lease_with_ten_leases_of_patience():
+    with override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=300), \
+            leases.operation_lease_kept("dop_" + "0" * 32, 1) as keeper:
+        keeper.stopping.set()
+        assert (keeper.interval, keeper.patience) == (100, 3000)
 
 
 @pytest.mark.django_db
@@ -263,12 +304,12 @@ def test_a_database_error_between_scenarios_abandons_the_run_without_failing_it(
     operation = operation_row()
     attempt = services.operation_claim(operation)
 
-    def unreachable(operation_id, attempt):
+    def unreachable(operation_id, attempt, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "_operation_heartbeat", unreachable)
+    monkeypatch.setattr(execution, "operation_lease_renew", unreachable)
     with pytest.raises(OperationalError):
-        services.operation_run_claimed(operation.id, attempt)
+        execution.operation_run_claimed(operation.id, attempt)
     stored = reload(operation)
     assert (stored.status, stored.error) == (RUNNING, None)  # left to lease recovery, not ENGINE_ERROR
 
@@ -289,7 +330,7 @@ def test_recovery_enqueues_what_it_requeued(mode, enqueue, tasks_expected, djang
     exhausted = _lapsed(3)
     with override_settings(DPM_ASYNC_EXECUTION_MODE=mode, DPM_ASYNC_MAX_ATTEMPTS=3), \
             django_capture_on_commit_callbacks(execute=True):
-        assert services.operations_recover_expired_leases(enqueue=enqueue) == 2
+        assert maintenance.operations_recover_expired_leases(enqueue=enqueue) == 2
     assert len(queued_for(requeued)) == tasks_expected
     assert queued_for(exhausted) == []
     assert (reload(exhausted).status, reload(exhausted).error["code"]) == (FAILED, "EXECUTION_LEASE_EXPIRED")
@@ -303,7 +344,7 @@ def test_a_run_that_dies_on_every_attempt_fails_with_lease_expired(django_captur
         assert services.operation_claim(reload(operation)) == attempt
         Operation.objects.filter(pk=operation.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
         with django_capture_on_commit_callbacks(execute=True):
-            services.operations_recover_expired_leases(enqueue=True)
+            maintenance.operations_recover_expired_leases(enqueue=True)
     stored = reload(operation)
     assert (stored.status, stored.attempt, stored.error["code"]) == (FAILED, 2, "EXECUTION_LEASE_EXPIRED")
     assert stored.error["details"] == {"max_attempts": 2}
@@ -313,30 +354,30 @@ def test_a_run_that_dies_on_every_attempt_fails_with_lease_expired(django_captur
 @pytest.mark.django_db
 @override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER")
 def test_the_sweep_enqueues_pending_operations_that_have_no_task():
-    old = timezone.now() - services.STRANDED_PENDING_AFTER - timedelta(seconds=1)
+    old = timezone.now() - maintenance.STRANDED_PENDING_AFTER - timedelta(seconds=1)
     stranded = operation_row(created_at=old)
     queued = operation_row(created_at=old)
-    services.operation_enqueue(queued)
+    queue.operation_enqueue(queued.id)
     fresh = operation_row()  # its enqueue may still be on its way
     running = operation_row(status=RUNNING, created_at=old)
-    assert services.operations_enqueue_stranded() == 1
+    assert maintenance.operations_enqueue_stranded() == 1
     assert (len(queued_for(stranded)), len(queued_for(queued)), queued_for(fresh), queued_for(running)) == (1, 1, [], [])
-    assert services.operations_enqueue_stranded() == 0  # now it has one
+    assert maintenance.operations_enqueue_stranded() == 0  # now it has one
 
 
 @pytest.mark.django_db
 @override_settings(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
 def test_the_sweep_leaves_pending_operations_alone_outside_worker_mode():
     operation_row(created_at=timezone.now() - timedelta(minutes=5))
-    assert services.operations_enqueue_stranded() == 0
+    assert maintenance.operations_enqueue_stranded() == 0
 
 
 @pytest.mark.django_db
 @override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER")
 def test_the_sweep_cannot_tell_with_another_backend(monkeypatch):
     operation_row(created_at=timezone.now() - timedelta(minutes=5))
-    monkeypatch.setattr(tasks, "operation_ids_queued", lambda ids: None)
-    assert services.operations_enqueue_stranded() == 0
+    monkeypatch.setattr(maintenance, "operation_ids_queued", lambda ids: None)
+    assert maintenance.operations_enqueue_stranded() == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -345,11 +386,9 @@ def test_the_sweeper_thread_recovers_and_requeues_at_start():
     sweeper = OperationsSweeper(interval=60)
     sweeper.start()
     try:
-        deadline = time.monotonic() + 10
-        while not queued_for(operation) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert sweeper.swept.wait(timeout=30)  # its first round runs at start
     finally:
         sweeper.stopping.set()
-        sweeper.join(timeout=10)
+        sweeper.join(timeout=30)
     assert not sweeper.is_alive()
     assert (reload(operation).status, len(queued_for(operation))) == (PENDING, 1)

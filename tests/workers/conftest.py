@@ -18,9 +18,6 @@ def worker_database(transactional_db: None) -> Iterator[str]:
 
     The suite runs in WORKER mode for the test: a submission enqueues its task on commit.
     """
-    if connection.vendor != "postgresql":
-        pytest.skip("worker processes are tested on PostgreSQL; from a SQLite run, "
-                    "tests/workers/test_on_postgresql.py runs them there")
     with override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER"):
         yield database_url(connection.settings_dict)
 

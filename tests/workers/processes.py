@@ -13,24 +13,12 @@ from typing import Any
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES_URL = "postgres://postgres@127.0.0.1:5432"
 
 # Short enough for the tests to finish in seconds: a dead worker's operation is settled within
 # LEASE_SECONDS plus the sweep interval, which the workers derive from the lease (a quarter of it,
 # at least 1 s) as they do in production.
 LEASE_SECONDS = 4
 POLL_INTERVAL = "0.1"
-
-
-def postgres_unreachable() -> str | None:
-    """None when the PostgreSQL server at 127.0.0.1:5432 answers, else why not."""
-    try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"):
-            return None
-    except Exception as error:  # any failure means "not reachable"; the reason goes into the skip
-        return f"{type(error).__name__}: {str(error).strip()[:200]}"
 
 
 def database_url(settings_dict: dict[str, Any]) -> str:

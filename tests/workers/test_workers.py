@@ -4,7 +4,7 @@ The submissions and the cancel go through the HTTP API in this process (WORKER m
 submission enqueues its task on commit); the workers are separate processes on the same test
 database, with a 4 s lease so that recovery takes seconds. Killing (SIGKILL) and freezing (SIGSTOP)
 a worker are the real thing. What a task did is read back from its result row in the tasks backend:
-`{"operation_id", "ran", "attempt", "recorded"}` (see operations.services.operation_run_queued).
+`{"operation_id", "ran", "attempt", "recorded"}` (see operations.execution.operation_run_queued).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from django.db import connection
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from operations import services
+from operations import queue
 from operations.models import Operation, OperationStatus
-from tests.operations.factories import ASYNC_URL
-from tests.workers.batches import big_batch, small_batch
+from tests.factories.bodies import big_batch, small_batch
+from tests.factories.operations import ASYNC_URL
 from tests.workers.processes import LEASE_SECONDS, WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.workers, pytest.mark.django_db(transaction=True)]
@@ -97,7 +97,7 @@ def test_duplicate_tasks_taken_by_two_workers_at_once_run_each_operation_once(cl
     operation_ids = []
     for n in range(15):
         operation_ids.append(submit(client, small_batch(), f"dup-{n}"))
-        services.operation_enqueue(operation_ids[-1])  # right behind the first: the two workers race
+        queue.operation_enqueue(operation_ids[-1])  # right behind the first: the two workers race
     for worker in workers:
         worker.signal(signal.SIGCONT)
 

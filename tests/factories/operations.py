@@ -1,7 +1,8 @@
-"""Request bodies, stored rows and response normalisation shared by the operations tests."""
+"""Users and tokens, stored operations, and the expected operation resource, shared by every test folder."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from datetime import datetime, timedelta
@@ -13,7 +14,10 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from operations.models import Operation, OperationStatus, OperationType, operation_id_generate
-from rebalance.serializers import batch_request_parse
+from rebalance.canonical import request_canonical
+from rebalance.parsing import batch_request_parse
+from rebalance.services import rebalance_analyze_batch
+from tests.factories.bodies import batch_body
 
 ASYNC_URL = "/rebalance/analyze/async"
 LIST_URL = "/rebalance/operations"
@@ -47,36 +51,6 @@ def api_headers(user: Any = None) -> dict[str, str]:
 _DEFAULT_OWNER: Any = object()
 
 
-def batch_body(**scenarios: dict[str, Any]) -> dict[str, Any]:
-    """A small USD portfolio (10,000 USD: 40 AAA at 50 and 8,000 cash); runs in milliseconds."""
-    return {
-        "portfolio_snapshot": {
-            "portfolio_id": "pf_ops",
-            "base_currency": "USD",
-            "positions": [{"instrument_id": "AAA", "quantity": "40"}],
-            "cash_balances": [{"currency": "USD", "amount": "8000.00"}],
-        },
-        "market_data_snapshot": {
-            "prices": [
-                {"instrument_id": "AAA", "price": "50.00", "currency": "USD"},
-                {"instrument_id": "BBB", "price": "25.00", "currency": "USD"},
-            ],
-            "fx_rates": [],
-        },
-        "model_portfolio": {
-            "targets": [
-                {"instrument_id": "AAA", "weight": "0.5"},
-                {"instrument_id": "BBB", "weight": "0.3"},
-            ]
-        },
-        "shelf_entries": [
-            {"instrument_id": "AAA", "status": "APPROVED", "asset_class": "EQUITY"},
-            {"instrument_id": "BBB", "status": "APPROVED", "asset_class": "FIXED_INCOME"},
-        ],
-        "scenarios": scenarios or {"baseline": {"options": {}}},
-    }
-
-
 def submit(client: Any, body: Any = None, **headers: str) -> Any:
     data = json.dumps(batch_body() if body is None else body)
     return client.post(ASYNC_URL, data=data, content_type="application/json", headers=headers)
@@ -104,14 +78,15 @@ def operation_row(
     """
     now = created_at or timezone.now()
     batch = batch_request_parse(body or batch_body())
+    canonical = request_canonical(batch)
     values: dict[str, Any] = {
         "id": operation_id_generate(),
         "operation_type": OperationType.ANALYZE_SCENARIOS,
         "status": status,
         "owner": api_user() if owner is _DEFAULT_OWNER else owner,
         "correlation_id": correlation_id or f"corr-{operation_id_generate()[4:]}",
-        "request": batch.canonical_json(),
-        "request_fingerprint": batch.fingerprint(),
+        "request": canonical.json,
+        "request_fingerprint": canonical.fingerprint,
         "created_at": now,
         "expires_at": now + ttl,
     }
@@ -122,11 +97,17 @@ def operation_row(
     if status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
         values.update(finished_at=now)
     if status == OperationStatus.SUCCEEDED:
-        values.update(result='{"stored": "result"}')
+        values.update(result=stored_result())
     if status == OperationStatus.FAILED:
         values.update(error={"code": "ENGINE_ERROR", "message": "stored failure", "details": {}})
     values.update(fields)
     return Operation.objects.create(**values)
+
+
+@functools.cache
+def stored_result() -> bytes:
+    """A real BatchRebalanceResult (of `batch_body()`), as a finished operation stores it."""
+    return rebalance_analyze_batch(batch_request_parse(batch_body()), correlation_id="stored")
 
 
 def normalised(body: dict[str, Any]) -> dict[str, Any]:
