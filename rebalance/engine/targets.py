@@ -22,10 +22,10 @@ from .results import (
     TargetInstrument,
     TargetMethodComparison,
 )
+from .universe import ZERO_WEIGHT, Universe
 
 if TYPE_CHECKING:
     from .prepared import PreparedInputs
-    from .universe import Universe
 
 HEURISTIC = "HEURISTIC"
 SOLVER = "SOLVER"
@@ -239,7 +239,7 @@ def _apply_group_constraints(
                 released = free_before - room
             else:
                 for iid in free:
-                    eligible[iid] = ZERO
+                    eligible[iid] = ZERO_WEIGHT
                 released = free_before
             if not released > 0:
                 continue  # nothing tradeable was cut, so there is nothing to hand out
@@ -370,7 +370,7 @@ def build_trace(
     tags: tuple[str, ...]
     for target in prepared.inputs.model.targets:
         model_weight = target.weight
-        final = get(target.instrument_id, ZERO)
+        final = get(target.instrument_id, ZERO_WEIGHT)  # excluded targets: the reference's 0.0
         if model_weight > final:
             tags = TAG_CAPPED
         elif final > model_weight:
@@ -382,7 +382,7 @@ def build_trace(
         if iid in model_ids:
             continue
         tags = TAG_IMPLICIT_SELL if final == 0 or iid in buy_set else TAG_LOCKED
-        append(TargetInstrument(iid, ZERO, final, total_value * final, tags))
+        append(TargetInstrument(iid, ZERO_WEIGHT, final, total_value * final, tags))
     return trace
 
 

@@ -16,7 +16,7 @@ def test_sell_only_weight_is_redistributed_pro_rata_to_buyable_targets() -> None
         shelf={"SO": "SELL_ONLY", "A": "APPROVED", "B": "APPROVED"},
     )
     result, wire = run(inputs)
-    assert _weights(wire) == {"SO": "0", "A": "0.375", "B": "0.625"}
+    assert _weights(wire) == {"SO": "0.0", "A": "0.375", "B": "0.625"}
     assert {iid: t["tags"] for iid, t in targets(wire).items()} == {
         "SO": ["CAPPED_BY_MAX_WEIGHT"],
         "A": ["REDISTRIBUTED_RECIPIENT"],
@@ -133,10 +133,10 @@ def test_trace_lists_model_targets_then_implicit_sells_and_locked_holdings() -> 
     _, wire = run(inputs)
     trace = wire["target"]["targets"]
     assert [(t["instrument_id"], t["model_weight"], t["final_weight"], t["tags"]) for t in trace] == [
-        ("X", "0.1", "0", ["CAPPED_BY_MAX_WEIGHT"]),
+        ("X", "0.1", "0.0", ["CAPPED_BY_MAX_WEIGHT"]),
         ("A", "0.5", "0.5", []),
-        ("OLD", "0", "0", ["IMPLICIT_SELL_TO_ZERO"]),
-        ("LOCK", "0", "0.2", ["LOCKED_POSITION"]),
+        ("OLD", "0.0", "0.0", ["IMPLICIT_SELL_TO_ZERO"]),
+        ("LOCK", "0.0", "0.2", ["LOCKED_POSITION"]),
     ]
     assert trace[1]["final_value"] == {"amount": "500.000", "currency": "USD"}
     assert wire["target"]["strategy"] == {}
