@@ -141,8 +141,10 @@ def _heuristic_targets(
                 remainder = excess
                 for iid in candidates:
                     weight = eligible[iid]
-                    # The share is taken of the *remaining* excess against the original total.
-                    added = min(remainder * weight / candidate_total, cap - weight)
+                    # The share is taken of the *remaining* excess against the original total. The
+                    # candidate's proportion w / K is rounded first, then multiplied by the remainder:
+                    # (rem x w) / K differs from it in the 28th digit about once in a hundred.
+                    added = min(remainder * (weight / candidate_total), cap - weight)
                     eligible[iid] = weight + added
                     remainder -= added
                 if remainder > CAP_REMAINDER_TOLERANCE:

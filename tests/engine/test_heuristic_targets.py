@@ -97,10 +97,24 @@ def test_weights_above_one_are_normalised_and_need_review() -> None:
 def test_single_position_cap_redistributes_front_loaded() -> None:
     inputs = build(prices={"A": "10", "B": "10", "C": "10"}, model={"A": "0.7", "B": "0.2", "C": "0.1"})
     result, wire = run(inputs, single_position_max_weight="0.4")
-    assert _weights(wire) == {"A": "0.4", "B": "0.4", "C": "0.1333333333333333333333333333"}
+    # B's share 0.3 x (0.2 / 0.3) rounds to 0.2000000000000000000000000000, equal to its room 0.2:
+    # min(share, room) keeps the share, hence the 28-digit text.
+    assert _weights(wire) == {"A": "0.4", "B": "0.4000000000000000000000000000", "C": "0.1333333333333333333333333333"}
     # 0.0667 of the excess is left over (the share is taken of the remaining excess).
     assert result.status == "PENDING_REVIEW"
     assert trades(wire) == [("A", "BUY", "400"), ("B", "BUY", "400"), ("C", "BUY", "133")]
+
+
+def test_cap_share_is_the_candidates_proportion_times_the_remaining_excess() -> None:
+    inputs = build(prices={"A": "10", "B": "10", "C": "10"}, model={"A": "0.42", "B": "0.01", "C": "0.08"})
+    result, wire = run(inputs, single_position_max_weight="0.4")
+    # C receives rem x (0.08 / 0.09) with rem = 0.02 - B's share; (rem x 0.08) / 0.09 would end in ...913.
+    assert _weights(wire) == {
+        "A": "0.4",
+        "B": "0.01222222222222222222222222222",
+        "C": "0.09580246913580246913580246914",
+    }
+    assert result.status == "PENDING_REVIEW"  # 0.00197... of the excess is left over
 
 
 def test_single_position_cap_without_candidate_needs_review() -> None:
