@@ -85,7 +85,8 @@ def _redistribute_sell_only(eligible: dict[str, Decimal], buy_set: frozenset[str
         return False  # the excess stays as cash; the caller flags PENDING_REVIEW
     for iid in recipients:
         weight = eligible[iid]
-        eligible[iid] = weight + excess * weight / recipient_total
+        # Proportion first, as in the cap (see there): excess x (w / S), not (excess x w) / S.
+        eligible[iid] = weight + excess * (weight / recipient_total)
     return True
 
 
@@ -252,7 +253,7 @@ def _apply_group_constraints(
             added: dict[str, Decimal] = {}
             for iid in recipients:
                 weight = eligible[iid]
-                share = released * weight / recipient_total
+                share = released * (weight / recipient_total)  # proportion first, as in the cap
                 eligible[iid] = weight + share
                 added[iid] = share
             warnings.append(f"CAPPED_BY_GROUP_LIMIT_{key}")

@@ -16,7 +16,8 @@ def test_sell_only_weight_is_redistributed_pro_rata_to_buyable_targets() -> None
         shelf={"SO": "SELL_ONLY", "A": "APPROVED", "B": "APPROVED"},
     )
     result, wire = run(inputs)
-    assert _weights(wire) == {"SO": "0.0", "A": "0.375", "B": "0.625"}
+    # A gets 0.3 + 0.2 x (0.3 / 0.8) = 0.3 + 0.2 x 0.375 = 0.3 + 0.0750 (the proportion is taken first).
+    assert _weights(wire) == {"SO": "0.0", "A": "0.3750", "B": "0.6250"}
     assert {iid: t["tags"] for iid, t in targets(wire).items()} == {
         "SO": ["CAPPED_BY_MAX_WEIGHT"],
         "A": ["REDISTRIBUTED_RECIPIENT"],
@@ -59,6 +60,33 @@ def test_group_cap_scales_members_and_hands_the_released_weight_to_other_buyable
     ]
     assert result.status == "READY"
     assert wire["after_simulated"]["allocation_by_attribute"]["sector"][0]["weight"] == "0.3000"
+
+
+def test_group_recipients_get_the_released_weight_times_their_proportion() -> None:
+    shelf = {
+        "A": shelf_entry("A", attributes={"sector": "TECH"}),
+        "OLD": shelf_entry("OLD", attributes={"sector": "TECH"}),
+        "B": shelf_entry("B", attributes={"sector": "FIN"}),
+        "C": shelf_entry("C", attributes={"sector": "FIN"}),
+    }
+    inputs = build(
+        cash={"USD": "1000"},
+        positions={"OLD": "10"},
+        prices={"A": "10", "B": "10", "C": "10", "OLD": "10"},
+        model={"A": "0.5", "B": "0.1", "C": "0.2"},
+        shelf=shelf,
+    )
+    _, wire = run(inputs, group_constraints={"sector:TECH": "0.3"})
+    event = wire["diagnostics"]["group_constraint_events"][0]
+    # B: 0.2 x (0.1 / 0.3); (0.2 x 0.1) / 0.3 would print ...667.
+    assert event["recipients"] == {"B": "0.06666666666666666666666666666", "C": "0.1333333333333333333333333333"}
+    # The held member outside the model is 0.0 in E, so scaling it by 0.3 / 0.5 keeps two places.
+    assert _weights(wire) == {
+        "A": "0.30",
+        "B": "0.1666666666666666666666666667",
+        "C": "0.3333333333333333333333333333",
+        "OLD": "0.00",
+    }
 
 
 def test_group_within_tolerance_and_unknown_attribute_are_left_alone() -> None:
