@@ -85,7 +85,8 @@ def _redistribute_sell_only(eligible: dict[str, Decimal], buy_set: frozenset[str
         return False  # the excess stays as cash; the caller flags PENDING_REVIEW
     for iid in recipients:
         weight = eligible[iid]
-        # Proportion first, as in the cap (see there): excess x (w / S), not (excess x w) / S.
+        # Proportion first, as the reference does in the cap: excess x (w / S), not (excess x w) / S
+        # (docs/engine.md, "Text of numbers").
         eligible[iid] = weight + excess * (weight / recipient_total)
     return True
 
