@@ -22,10 +22,10 @@ from .results import (
     TargetInstrument,
     TargetMethodComparison,
 )
+from .universe import ZERO_WEIGHT, Universe
 
 if TYPE_CHECKING:
     from .prepared import PreparedInputs
-    from .universe import Universe
 
 HEURISTIC = "HEURISTIC"
 SOLVER = "SOLVER"
@@ -85,7 +85,9 @@ def _redistribute_sell_only(eligible: dict[str, Decimal], buy_set: frozenset[str
         return False  # the excess stays as cash; the caller flags PENDING_REVIEW
     for iid in recipients:
         weight = eligible[iid]
-        eligible[iid] = weight + excess * weight / recipient_total
+        # Proportion first, as the reference does in the cap: excess x (w / S), not (excess x w) / S
+        # (docs/engine.md, "Text of numbers").
+        eligible[iid] = weight + excess * (weight / recipient_total)
     return True
 
 
@@ -141,8 +143,10 @@ def _heuristic_targets(
                 remainder = excess
                 for iid in candidates:
                     weight = eligible[iid]
-                    # The share is taken of the *remaining* excess against the original total.
-                    added = min(remainder * weight / candidate_total, cap - weight)
+                    # The share is taken of the *remaining* excess against the original total. The
+                    # candidate's proportion w / K is rounded first, then multiplied by the remainder:
+                    # (rem x w) / K differs from it in the 28th digit about once in a hundred.
+                    added = min(remainder * (weight / candidate_total), cap - weight)
                     eligible[iid] = weight + added
                     remainder -= added
                 if remainder > CAP_REMAINDER_TOLERANCE:
@@ -239,7 +243,7 @@ def _apply_group_constraints(
                 released = free_before - room
             else:
                 for iid in free:
-                    eligible[iid] = ZERO
+                    eligible[iid] = ZERO_WEIGHT
                 released = free_before
             if not released > 0:
                 continue  # nothing tradeable was cut, so there is nothing to hand out
@@ -250,7 +254,7 @@ def _apply_group_constraints(
             added: dict[str, Decimal] = {}
             for iid in recipients:
                 weight = eligible[iid]
-                share = released * weight / recipient_total
+                share = released * (weight / recipient_total)  # proportion first, as in the cap
                 eligible[iid] = weight + share
                 added[iid] = share
             warnings.append(f"CAPPED_BY_GROUP_LIMIT_{key}")
@@ -370,7 +374,7 @@ def build_trace(
     tags: tuple[str, ...]
     for target in prepared.inputs.model.targets:
         model_weight = target.weight
-        final = get(target.instrument_id, ZERO)
+        final = get(target.instrument_id, ZERO_WEIGHT)  # excluded targets: the reference's 0.0
         if model_weight > final:
             tags = TAG_CAPPED
         elif final > model_weight:
@@ -382,7 +386,7 @@ def build_trace(
         if iid in model_ids:
             continue
         tags = TAG_IMPLICIT_SELL if final == 0 or iid in buy_set else TAG_LOCKED
-        append(TargetInstrument(iid, ZERO, final, total_value * final, tags))
+        append(TargetInstrument(iid, ZERO_WEIGHT, final, total_value * final, tags))
     return trace
 
 

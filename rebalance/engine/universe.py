@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from .prepared import PreparedInputs
 
 ZERO = Decimal(0)
+# A zero target weight is the Decimal 0.0 (one decimal place), as the reference writes it: it prints
+# as "0.0" in the target trace, and TV x 0.0 has one decimal place more than TV x 0 ("0E-9", not
+# "0E-8", for an 8-place TV). The trace's default for a model target absent from E is the same value.
+ZERO_WEIGHT = Decimal("0.0")
 
 
 @dataclass(slots=True)
@@ -58,7 +62,7 @@ def build_universe(prepared: PreparedInputs, before: SimulatedState, allow_restr
             buy_list.append(instrument_id)
             sell_list.append(instrument_id)
         elif status == SELL_ONLY:
-            eligible[instrument_id] = ZERO
+            eligible[instrument_id] = ZERO_WEIGHT
             sell_list.append(instrument_id)
             excluded.append(ExcludedInstrument(instrument_id, "SHELF_STATUS_SELL_ONLY"))
             # Counted even when not held: the weight is redistributed to buyable targets.
@@ -82,7 +86,7 @@ def build_universe(prepared: PreparedInputs, before: SimulatedState, allow_restr
             excluded.append(ExcludedInstrument(instrument_id, f"LOCKED_DUE_TO_{entry.status}"))
             locked.append(instrument_id)
         else:  # APPROVED / SELL_ONLY holding outside the buyable model: implicit sell to zero
-            eligible[instrument_id] = ZERO
+            eligible[instrument_id] = ZERO_WEIGHT
             sell_list.append(instrument_id)
 
     return Universe(

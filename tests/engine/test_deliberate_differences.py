@@ -63,7 +63,7 @@ def test_locked_weight_alone_above_a_group_limit_zeroes_tradeable_members_and_ne
     )
     result, wire = run(inputs, group_constraints={"sector:TECH": "0.3"})
     weights = {iid: t["final_weight"] for iid, t in targets(wire).items()}
-    assert weights == {"TECH": "0", "FIN": "0.4", "LOCK": "0.5"}
+    assert weights == {"TECH": "0.0", "FIN": "0.4", "LOCK": "0.5"}
     assert trades(wire) == [("FIN", "BUY", "40")]
     assert result.status == "PENDING_REVIEW"
 

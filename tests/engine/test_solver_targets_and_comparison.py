@@ -102,7 +102,7 @@ def test_solver_objective_ignores_sell_only_redistribution() -> None:
         shelf={"A": "APPROVED", "B": "APPROVED", "SO": "SELL_ONLY"},
     )
     result, wire = run(inputs, target_method="SOLVER")
-    assert _weights(wire) == {"A": "0.6000", "B": "0.2000", "SO": "0"}
+    assert _weights(wire) == {"A": "0.6000", "B": "0.2000", "SO": "0.0"}
     assert result.status == "READY"
 
 

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 
 from rebalance.engine import prepare_inputs, result_to_wire, run_rebalance, scenario_comparison_metric
-from tests.factories.engine import build, options, run, shelf_entry
+from tests.factories.engine import build, options, run, shelf_entry, trades
 
 
 def _full_featured_run() -> dict:
@@ -85,6 +85,28 @@ def test_exact_text_of_amounts_follows_decimal_scale_propagation() -> None:
     assert (fx["buy_amount"], fx["sell_amount_estimated"]) == ("6514.500", "8468.85000")
     assert wire["after_simulated"]["total_value"]["amount"] == "21000.00000"
     assert wire["target"]["targets"][0]["final_value"]["amount"] == "8400.000"
+
+
+def test_zero_target_weights_are_one_place_zeros_as_the_reference_writes_them() -> None:
+    inputs = build(
+        cash={"USD": "1000.00"},
+        positions={"OLD": "10"},
+        prices={"A": "10", "X": "10", "SO": "10", "OLD": ("12.34", "EUR")},
+        fx={"EUR/USD": "1.085000"},
+        model={"A": "0.5", "X": "0.1", "SO": "0.1"},
+        shelf={"A": "APPROVED", "X": "BANNED", "SO": "SELL_ONLY", "OLD": "APPROVED"},
+    )
+    _, wire = run(inputs)
+    # 10 x 12.34 x 1.085000 has 8 places, so TV x 0.0 has 9: "0E-9" (TV x 0 would be "0E-8").
+    assert wire["before"]["total_value"]["amount"] == "1133.88900000"
+    trace = {
+        t["instrument_id"]: (t["model_weight"], t["final_weight"], t["final_value"]["amount"])
+        for t in wire["target"]["targets"]
+    }
+    assert trace["X"] == ("0.1", "0.0", "0E-9")  # excluded model target: absent from E
+    assert trace["SO"] == ("0.1", "0.0", "0E-9")  # SELL_ONLY model target: zero in E
+    assert trace["OLD"] == ("0.0", "0.0", "0E-9")  # held instrument outside the model: implicit sell
+    assert ("OLD", "SELL", "10") in trades(wire)
 
 
 def test_only_position_and_allocation_weights_are_quantized_half_even() -> None:
