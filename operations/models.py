@@ -10,14 +10,14 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from psycopg.adapt import Loader
 
-if TYPE_CHECKING:
-    from operations.access import OperationScope
+from operations.access import OperationScope
 
 OPERATION_ID_PREFIX = "dop_"
 # 128 random bits: unguessable, so an id is never enumerable.
@@ -80,6 +80,13 @@ class RawJSONField(models.Field[bytes | None, bytes | None]):
         return value
 
 
+class RawJSONLoader(Loader):
+    """psycopg: a `json` value as the bytes it arrived as (see raw_json_loader_install)."""
+
+    def load(self, data: Any) -> bytes:
+        return bytes(data)
+
+
 def raw_json_loader_install(sender: Any, connection: Any, **kwargs: Any) -> None:
     """`connection_created` receiver: PostgreSQL `json` values arrive as their raw bytes.
 
@@ -89,15 +96,8 @@ def raw_json_loader_install(sender: Any, connection: Any, **kwargs: Any) -> None
     RawJSONField (the only user of the `json` type: Django's JSONField is `jsonb`). Measured on a
     72 MB result: 0.27 s instead of 0.52 s with a cast.
     """
-    if connection.vendor != "postgresql":
-        return
-    from psycopg.adapt import Loader
-
-    class RawJSONLoader(Loader):
-        def load(self, data: Any) -> bytes:
-            return bytes(data)
-
-    connection.connection.adapters.register_loader("json", RawJSONLoader)
+    if connection.vendor == "postgresql":
+        connection.connection.adapters.register_loader("json", RawJSONLoader)
 
 
 class OperationQuerySet(models.QuerySet["Operation"]):

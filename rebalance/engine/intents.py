@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Final
 
 from .models import EngineOptions, Money, Position
+from .prepared import PreparedInputs
 from .results import (
     DRIFT_REBALANCE,
     FUNDING,
@@ -28,12 +29,10 @@ from .results import (
     TaxBudgetConstraintEvent,
     TaxImpact,
 )
+from .wire_types import TradeSide
 
-if TYPE_CHECKING:
-    from .prepared import PreparedInputs
-
-BUY = "BUY"
-SELL = "SELL"
+BUY: Final = "BUY"
+SELL: Final = "SELL"
 ZERO = Decimal(0)
 ONE = Decimal(1)
 TAX_SNAP_TOLERANCE = Decimal("1e-10")
@@ -209,6 +208,7 @@ def size_security_intents(
         delta = target - current
         # Quantity = floor(|delta| / price) as an integer; `// ONE` truncates the 28-digit quotient
         # exactly like quantize(1, ROUND_DOWN) for these non-negative values, but faster.
+        side: TradeSide
         if delta > 0:
             side = BUY
             quantity = delta / price // ONE

@@ -176,8 +176,8 @@ class EngineOptions:
     `group_constraints` maps `"<attribute_key>:<attribute_value>"` to its max weight.
     """
 
-    valuation_mode: str = "CALCULATED"  # or "TRUST_SNAPSHOT"
-    target_method: str = "HEURISTIC"  # or "SOLVER"
+    valuation_mode: Literal["CALCULATED", "TRUST_SNAPSHOT"] = "CALCULATED"
+    target_method: Literal["HEURISTIC", "SOLVER"] = "HEURISTIC"
     compare_target_methods: bool = False
     compare_target_methods_tolerance: Decimal = Decimal("0.0001")
     cash_band_min_weight: Decimal = Decimal("0.00")

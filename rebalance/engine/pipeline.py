@@ -54,6 +54,7 @@ from .rules import (
 from .settlement import build_cash_ladder, settlement_rule
 from .targets import compare_methods, generate_targets
 from .universe import Universe
+from .wire_types import RunStatus
 
 # Coverage percentages are constants at the reference (item 14, kept): 1/1 on the main path,
 # 0/0 on early-block paths.
@@ -161,7 +162,7 @@ def _run(prepared: PreparedInputs, options: EngineOptions, request_hash: str, co
     target_data = TargetData(f"t_{run_id}", outcome.trace)
 
     def finish(
-        status: str,
+        status: RunStatus,
         after: SimulatedState,
         rules: list[RuleResult],
         reconciliation: Reconciliation | None = None,

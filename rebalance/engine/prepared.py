@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from .fx import FxTable
 from .gc_pause import collector_paused
-from .instruments import InstrumentFacts, build_instrument_facts
+from .indexes import InputIndexes
+from .instruments import build_instrument_facts
 from .models import Position, Price, RebalanceInputs, ShelfEntry
 from .results import SimulatedState
 from .universe import Universe, build_universe
@@ -37,21 +38,9 @@ class BeforeValuation:
 
 
 @dataclass(slots=True, eq=False)
-class PreparedInputs:
-    """Inputs of a batch plus the indexes the engine needs, built once by `prepare_inputs`."""
+class PreparedInputs(InputIndexes):
+    """The indexes of a batch plus the before states and universes its scenarios share (memoised)."""
 
-    inputs: RebalanceInputs
-    base_currency: str
-    prices: dict[str, Price]  # first row per instrument wins
-    fx: FxTable
-    base_rates: dict[str, Decimal | None]  # fx(ccy, base) for every currency seen in the inputs
-    shelf: dict[str, ShelfEntry]  # first entry per instrument wins
-    instruments: dict[str, InstrumentFacts]  # every instrument named anywhere in the inputs
-    positions: dict[str, Position]  # first position per instrument
-    model_weights: dict[str, Decimal]  # first target row per instrument
-    model_ids: frozenset[str]
-    model_has_duplicates: bool  # some instrument appears twice in the model (normally rejected upstream)
-    attribute_keys: frozenset[str]  # union of attribute keys over all shelf entries
     _before: dict[str, BeforeValuation] = field(default_factory=dict, repr=False)
     _universes: dict[tuple[str, bool], Universe] = field(default_factory=dict, repr=False)
 

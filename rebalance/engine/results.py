@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import ClassVar, Final
 
 from .models import CashBalance, Money
 from .wire_types import (
@@ -31,9 +31,7 @@ from .wire_types import (
     TargetMethod,
     TradeSide,
 )
-
-if TYPE_CHECKING:
-    from .wire_types import SimulatedState as SimulatedStateWire
+from .wire_types import SimulatedState as SimulatedStateWire
 
 # Result statuses (spec 2.1).
 READY: Final = "READY"

@@ -8,9 +8,10 @@ holding (it cannot be traded; target generation already sent the run to PENDING_
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Final
 
 from .models import CashBalance, EngineOptions, Money
+from .prepared import PreparedInputs
 from .results import (
     BLOCKED,
     PENDING_REVIEW,
@@ -26,9 +27,7 @@ from .results import (
     SimulatedState,
 )
 from .valuation import CASH_BUCKET, PositionRow, value_portfolio
-
-if TYPE_CHECKING:
-    from .prepared import PreparedInputs
+from .wire_types import Gate, GateNextStep, RunStatus
 
 ZERO = Decimal(0)
 MINUS_ONE = Decimal(-1)
@@ -36,10 +35,10 @@ SINGLE_POSITION_TOLERANCE = Decimal("0.001")
 RECONCILIATION_BASE = Decimal("0.5")
 RECONCILIATION_RATE = Decimal("0.0005")
 
-HARD = "HARD"
-SOFT = "SOFT"
-PASS = "PASS"
-FAIL = "FAIL"
+HARD: Final = "HARD"
+SOFT: Final = "SOFT"
+PASS: Final = "PASS"
+FAIL: Final = "FAIL"
 
 
 # ------------------------------------------------------------------------------------- after state
@@ -278,9 +277,9 @@ def reconcile(before_total: Money, after_total: Money) -> tuple[Reconciliation, 
     return reconciliation, rule
 
 
-def status_from_rules(rules: list[RuleResult], target_status: str) -> str:
+def status_from_rules(rules: list[RuleResult], target_status: RunStatus) -> RunStatus:
     """Path G status: SOFT failures review, then target-stage PENDING_REVIEW promotes READY."""
-    status = READY
+    status: RunStatus = READY
     for rule in rules:
         if rule.status == FAIL:
             if rule.severity == HARD:
@@ -299,7 +298,7 @@ _SEVERITY_RANK = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
 
 
 def workflow_gate(
-    status: str, rules: list[RuleResult], diagnostics: DiagnosticsData, options: EngineOptions
+    status: RunStatus, rules: list[RuleResult], diagnostics: DiagnosticsData, options: EngineOptions
 ) -> GateDecision:
     """The workflow gate decision (spec 3.21)."""
     reasons: list[GateReason] = []
@@ -328,6 +327,8 @@ def workflow_gate(
             reason.details.get("issue_key") or reason.details.get("reason_code") or "",
         )
     )
+    gate: Gate
+    step: GateNextStep
     if status == BLOCKED or hard > 0:
         gate, step = "BLOCKED", "FIX_INPUT"
     elif soft > 0:

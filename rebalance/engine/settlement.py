@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from .models import EngineOptions
+from .prepared import PreparedInputs
 from .results import (
     CashLadderBreach,
     CashLadderPoint,
@@ -15,9 +15,6 @@ from .results import (
     RuleResult,
     SecurityTradeIntent,
 )
-
-if TYPE_CHECKING:
-    from .prepared import PreparedInputs
 
 ZERO = Decimal(0)
 DEFAULT_SETTLEMENT_DAYS = 2

@@ -55,7 +55,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["SolverUnavailable", "solve_target_qp"]
 
@@ -243,9 +244,13 @@ class _Problem:
     row per group; row r is constrained to ``row_lo[r] <= C_r w <= row_hi[r]``. Variable bounds
     ``0 <= w <= cap`` are kept apart."""
 
-    def __init__(self, np, sp, clarabel, m_list, lo, hi, cap, groups, scale, relax=0.0):
+    def __init__(self, np: Any, sp: Any, clarabel: Any, m_list: list[float], lo: float, hi: float,
+                 cap: float | None, groups: list[tuple[tuple[int, ...], float]], scale: float,
+                 relax: float = 0.0) -> None:
         self.np, self.sp, self.clarabel = np, sp, clarabel
-        self.args = (m_list, lo, hi, cap, groups, scale)
+        self.args: tuple[list[float], float, float, float | None, list[tuple[tuple[int, ...], float]], float] = (
+            m_list, lo, hi, cap, groups, scale
+        )
         n = len(m_list)
         self.n = n
         self.m = np.asarray(m_list, dtype=float)
@@ -279,10 +284,11 @@ class _Problem:
         self.lo_rows = [r for r in range(k) if row_lo[r] > -math.inf and row_lo[r] != row_hi[r]]
 
     def relaxed(self, amount: float) -> _Problem:
-        return _Problem(self.np, self.sp, self.clarabel, *self.args, relax=amount)
+        m_list, lo, hi, cap, groups, scale = self.args
+        return _Problem(self.np, self.sp, self.clarabel, m_list, lo, hi, cap, groups, scale, relax=amount)
 
     # ---- Clarabel -----------------------------------------------------------------------------
-    def _settings(self):
+    def _settings(self) -> Any:
         settings = self.clarabel.DefaultSettings()
         settings.verbose = False
         settings.tol_gap_abs = _IPM_TOL
@@ -291,7 +297,7 @@ class _Problem:
         settings.max_iter = _IPM_MAX_ITER
         return settings
 
-    def _constraints(self, extra_col):
+    def _constraints(self, extra_col: bool) -> tuple[Any, Any, list[Any]]:
         """Clarabel rows ``A [w; extra] + s = b`` in the order: equality rows (zero cone), then
         -w <= 0, w <= cap, C_hi w <= hi, -C_lo w <= -lo (non-negative cone). With
         ``extra_col`` (phase 1) a column -1 is added on the coupling rows and the equality rows
@@ -333,7 +339,7 @@ class _Problem:
         A.eliminate_zeros()
         return A, b, cones
 
-    def run_qp(self):
+    def run_qp(self) -> tuple[str, Any, Any, Any]:
         """Solve the QP with Clarabel. Returns (status word, x, s, z); x is None when unusable."""
         np, sp, n = self.np, self.sp, self.n
         try:
@@ -352,7 +358,7 @@ class _Problem:
             return word, None, None, None
         return word, x, s, z
 
-    def run_phase1(self):
+    def run_phase1(self) -> tuple[float | None, float | None]:
         """Phase-1 LP: min t s.t. 0 <= w <= cap, every coupling row relaxed by t, t >= 0.
         Returns (lower bound on t*, measured violation of the LP's point), (None, None) when the
         LP itself fails."""
@@ -377,7 +383,7 @@ class _Problem:
             return None, None
         return t_low, t_high
 
-    def finish(self, x) -> list[float]:
+    def finish(self, x: Any) -> list[float]:
         """Clip into [0, cap] and round to 12 decimal places, so that an answer that is an exact
         short decimal (0.4, 0.12345) comes out as that decimal rather than 0.39999999999999997;
         the engine's 4-dp HALF_EVEN quantization then rounds ties as exact arithmetic would."""
@@ -386,7 +392,7 @@ class _Problem:
         return [round(float(v), _DECIMALS) + 0.0 for v in np.clip(x, 0.0, upper)]
 
     # ---- exact polish -------------------------------------------------------------------------
-    def _split_duals(self, s, z):
+    def _split_duals(self, s: Any, z: Any) -> tuple[Any, Any, Any]:
         """Slacks and duals of the QP rows: (var lower, var cap, per coupling row dict)."""
         n = self.n
         pos = len(self.eq_rows)
@@ -396,14 +402,14 @@ class _Problem:
         if self.cap is not None:
             cap = (s[pos:pos + n], z[pos:pos + n])
             pos += n
-        rows = {}
+        rows: dict[int, list[tuple[int, Any, Any]]] = {}
         for side, rr in ((1, self.hi_rows), (-1, self.lo_rows)):
             for j, r in enumerate(rr):
                 rows.setdefault(r, []).append((side, s[pos + j], z[pos + j]))
             pos += len(rr)
         return low, cap, rows
 
-    def _mu_hint(self, z):
+    def _mu_hint(self, z: Any) -> Any:
         """Interior-point multipliers of the coupling rows, convention w = m - C^T mu."""
         np = self.np
         mu = np.zeros(self.k)
@@ -414,7 +420,7 @@ class _Problem:
                 mu[r] += side * zv
         return mu
 
-    def _guess_dual(self, x, s, z):
+    def _guess_dual(self, x: Any, s: Any, z: Any) -> tuple[Any, Any]:
         """Active when the dual exceeds the slack (the interior-point view)."""
         np = self.np
         var_state = np.zeros(self.n, dtype=np.int8)
@@ -433,7 +439,7 @@ class _Problem:
                     row_state[r], best = side, zv
         return var_state, row_state
 
-    def _guess_primal(self, x, delta):
+    def _guess_primal(self, x: Any, delta: float) -> tuple[Any, Any]:
         """Active when the constraint's slack at x is at most delta."""
         np = self.np
         var_state = np.zeros(self.n, dtype=np.int8)
@@ -447,7 +453,7 @@ class _Problem:
         row_state[self.eq_rows] = 2
         return var_state, row_state
 
-    def _project(self, var_state, row_state, mu_hint):
+    def _project(self, var_state: Any, row_state: Any, mu_hint: Any) -> tuple[Any, Any, Any] | None:
         """Exact projection of m onto {w_i = bound for fixed i; C_r w = target_r for active r}.
 
         Returns (w, mu, row_state) with w = m - C^T mu on the free variables, or None. Active
@@ -490,7 +496,7 @@ class _Problem:
             j = min(droppable, key=lambda j: row_state[active[j]] * mu_hint[active[j]])
             row_state[active[j]] = 0
 
-    def _pdas(self, var_state, row_state, mu_hint):
+    def _pdas(self, var_state: Any, row_state: Any, mu_hint: Any) -> Any | None:
         """Primal-dual active-set iterations from a guess; the certified w or None."""
         np, tol = self.np, self.tol
         cap = self.cap
@@ -532,14 +538,16 @@ class _Problem:
             row_state[viol_lo] = -1
         return None
 
-    def polish(self, x, s, z, agree_with=None) -> list[float] | None:
+    def polish(self, x: Any, s: Any, z: Any, agree_with: Any = None) -> list[float] | None:
         """Exact solution certified by the KKT conditions, or None."""
         np = self.np
         mu_hint = self._mu_hint(z)
         xc = np.clip(x, 0.0, np.inf if self.cap is None else self.cap)
-        guesses = (lambda: self._guess_dual(x, s, z),
-                   lambda: self._guess_primal(xc, 1e-6 * self.scale),
-                   lambda: self._guess_primal(xc, 1e-9 * self.scale))
+        guesses: tuple[Callable[[], tuple[Any, Any]], ...] = (
+            lambda: self._guess_dual(x, s, z),
+            lambda: self._guess_primal(xc, 1e-6 * self.scale),
+            lambda: self._guess_primal(xc, 1e-9 * self.scale),
+        )
         for guess in guesses:
             w = self._pdas(*guess(), mu_hint)
             if w is None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING
+from typing import Final
 
 from .models import EngineOptions
+from .prepared import PreparedInputs
 from .results import (
     BLOCKED,
     PENDING_REVIEW,
@@ -23,12 +24,10 @@ from .results import (
     TargetMethodComparison,
 )
 from .universe import ZERO_WEIGHT, Universe
+from .wire_types import RunStatus, TargetMethod
 
-if TYPE_CHECKING:
-    from .prepared import PreparedInputs
-
-HEURISTIC = "HEURISTIC"
-SOLVER = "SOLVER"
+HEURISTIC: Final = "HEURISTIC"
+SOLVER: Final = "SOLVER"
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -49,11 +48,11 @@ class TargetOutcome:
     """Target trace and target-stage status of one method run."""
 
     trace: list[TargetInstrument]
-    status: str
+    status: RunStatus
 
 
 def generate_targets(
-    method: str,
+    method: TargetMethod,
     prepared: PreparedInputs,
     universe: Universe,
     options: EngineOptions,
@@ -98,10 +97,10 @@ def _heuristic_targets(
     options: EngineOptions,
     warnings: list[str],
     group_events: list[GroupConstraintEvent],
-) -> str:
+) -> RunStatus:
     buy_set = universe.buy_set
     locked = universe.locked
-    status = READY
+    status: RunStatus = READY
 
     # 1. Sell-only redistribution.
     if not _redistribute_sell_only(eligible, buy_set, universe.sell_only_excess):
@@ -203,8 +202,8 @@ def _apply_group_constraints(
     options: EngineOptions,
     warnings: list[str],
     events: list[GroupConstraintEvent],
-    status: str,
-) -> str:
+    status: RunStatus,
+) -> RunStatus:
     """Single pass over the constraints in key order (spec 3.5); returns the new status."""
     buy_set = universe.buy_set
     locked = universe.locked
@@ -276,7 +275,7 @@ def _solver_targets(
     universe: Universe,
     options: EngineOptions,
     warnings: list[str],
-) -> str:
+) -> RunStatus:
     """Quadratic-programme targets (spec 3.6); the solver module is imported only here."""
     mark = len(warnings)
     try:
@@ -286,7 +285,7 @@ def _solver_targets(
         return BLOCKED
 
     buy_set = universe.buy_set
-    status = READY
+    status: RunStatus = READY
     if not _redistribute_sell_only(eligible, buy_set, universe.sell_only_excess):
         status = PENDING_REVIEW
     cap = options.single_position_max_weight
@@ -394,7 +393,7 @@ def build_trace(
 
 
 def compare_methods(
-    primary_method: str,
+    primary_method: TargetMethod,
     primary: TargetOutcome,
     prepared: PreparedInputs,
     universe: Universe,
@@ -403,7 +402,7 @@ def compare_methods(
     warnings: list[str],
 ) -> TargetMethodComparison:
     """Run the other method on a fresh E with scratch diagnostics and report the divergence (3.8)."""
-    alternate_method = HEURISTIC if primary_method == SOLVER else SOLVER
+    alternate_method: TargetMethod = HEURISTIC if primary_method == SOLVER else SOLVER
     scratch_warnings: list[str] = []
     alternate = generate_targets(alternate_method, prepared, universe, options, total_value, scratch_warnings, [])
     tolerance = options.compare_target_methods_tolerance

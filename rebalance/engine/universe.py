@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from .indexes import InputIndexes
 from .models import APPROVED, BANNED, RESTRICTED, SELL_ONLY, SUSPENDED
 from .results import ExcludedInstrument, SimulatedState
-
-if TYPE_CHECKING:
-    from .prepared import PreparedInputs
 
 ZERO = Decimal(0)
 # A zero target weight is the Decimal 0.0 (one decimal place), as the reference writes it: it prints
@@ -40,7 +37,7 @@ class Universe:
     locked: frozenset[str]
 
 
-def build_universe(prepared: PreparedInputs, before: SimulatedState, allow_restricted: bool) -> Universe:
+def build_universe(prepared: InputIndexes, before: SimulatedState, allow_restricted: bool) -> Universe:
     """Run the two universe passes: model targets, then held instruments not yet in E."""
     shelf = prepared.shelf
     eligible: dict[str, Decimal] = {}

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from .indexes import InputIndexes
 from .instruments import UNKNOWN_INSTRUMENT
 from .models import CashBalance, Money
 from .results import AllocationMetric, PositionSummary, SimulatedState
-
-if TYPE_CHECKING:
-    from .prepared import PreparedInputs
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -26,7 +23,7 @@ PositionRow = tuple[str, Decimal, "Money | None"]
 
 
 def value_portfolio(
-    prepared: PreparedInputs,
+    prepared: InputIndexes,
     positions: Iterable[PositionRow],
     cash_balances: list[CashBalance],
     *,

@@ -37,10 +37,12 @@ _WEIGHT_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)
 _quantize = _WEIGHT_CONTEXT.quantize
 
 
-def _money(money: Money | None) -> wt.MoneyResult | None:
-    if money is None:
-        return None
+def _money(money: Money) -> wt.MoneyResult:
     return {"amount": str(money.amount), "currency": money.currency}
+
+
+def _optional_money(money: Money | None) -> wt.MoneyResult | None:
+    return None if money is None else _money(money)
 
 
 def state_to_wire(state: SimulatedState) -> wt.SimulatedState:
@@ -342,8 +344,8 @@ def _result_to_wire(result: RebalanceResult) -> wt.RebalanceResult:
         else {
             "total_realized_gain": _money(tax.total_realized_gain),
             "total_realized_loss": _money(tax.total_realized_loss),
-            "budget_limit": _money(tax.budget_limit),
-            "budget_used": _money(tax.budget_used),
+            "budget_limit": _optional_money(tax.budget_limit),
+            "budget_used": _optional_money(tax.budget_used),
         },
         "rule_results": _rules(result.rule_results),
         "explanation": _explanation(result.explanation),
