@@ -29,8 +29,9 @@ class Meta:
 
     Named after JSON Schema's keywords, in snake case. `min_length`/`max_length` bound a string's
     characters, a list's items or a map's entries; `gt`/`ge`/`le` bound a number; `pattern` (with
-    the sentence an error shows, `pattern_message`) constrains a string. `description`, `example`
-    and `format` (e.g. `date-time`) only document.
+    the sentence an error shows, `pattern_message`) constrains a string; `unique` names the field
+    a list's items must not repeat. `description`, `example` and `format` (e.g. `date-time`) only
+    document.
     """
 
     description: str | None = None
@@ -43,6 +44,7 @@ class Meta:
     gt: Decimal | int | None = None
     ge: Decimal | int | None = None
     le: Decimal | int | None = None
+    unique: str | None = None
 
 
 NO_META = Meta()

@@ -56,7 +56,7 @@ class BatchRebalanceRequest:
     portfolio_snapshot: PortfolioSnapshot
     market_data_snapshot: MarketDataSnapshot
     model_portfolio: ModelPortfolio
-    shelf_entries: Annotated[list[ShelfEntry], Meta(max_length=MAX_SHELF_ENTRIES)]
+    shelf_entries: Annotated[list[ShelfEntry], Meta(max_length=MAX_SHELF_ENTRIES, unique="instrument_id")]
     # Validated in code-point order of the names (the order they run in).
     scenarios: Annotated[
         dict[ScenarioName, Scenario],

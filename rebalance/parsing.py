@@ -2,10 +2,9 @@
 
 Each top-level section is validated on its own by the core schema derived from its declaration
 (rebalance/schemas.py), so a structural error in one section does not hide duplicate or lot errors
-in another. Then one Python pass runs the checks a per-field schema cannot see: duplicate ids,
-lots that do not add up to their position, and the digit and exponent bounds of every decimal.
-Each check has a fast path over whole columns (set sizes, one `str` per decimal) and only walks
-row by row, building field paths, when the fast path finds something.
+in another. Then a Python pass runs the checks a per-field schema cannot see: repeated keys and the
+digit and exponent bounds of every decimal (rebalance/row_checks.py, derived from the shapes), and
+lots that do not add up to their position.
 
 Scenario options are only checked to be plain JSON objects here (and copied safe to re-serialise);
 their content is validated per scenario when the batch runs (rebalance/options.py).
@@ -15,18 +14,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
-from dpm_async.decimals import DECIMAL_MESSAGE, decimal_is_sane, decimals_all_sane
+from dpm_async.decimals import decimal_is_sane
 from dpm_async.shapes import shape_fields
 from rebalance.batch import MAX_OPTIONS_DEPTH, MAX_SCENARIOS, BatchRebalanceRequest, Scenario
 from rebalance.engine import models as em
 from rebalance.messages import Errors, path_key
+from rebalance.row_checks import rows_check
 from rebalance.schemas import validation_schema
 
 # Tolerance between a position's quantity and the sum of its lots (spec 1.2, 4.2).
@@ -48,6 +47,7 @@ def _section_validators() -> dict[str, SchemaValidator]:
 
 
 _SECTION_VALIDATORS = _section_validators()
+_SECTION_FIELDS = {field.name: field for field in shape_fields(BatchRebalanceRequest)}
 
 
 def batch_request_parse(data: Any) -> BatchRebalanceRequest:
@@ -80,9 +80,7 @@ def batch_request_parse(data: Any) -> BatchRebalanceRequest:
             errors.add_pydantic(error, (name,))
             continue
         validated[name] = value
-        check = _SECTION_CHECKS.get(name)
-        if check is not None:
-            check(value, errors)
+        _section_check(name, value, errors)
 
     scenarios: dict[str, Scenario] = {}
     for scenario_name in sorted(validated.get("scenarios", ())):
@@ -97,78 +95,22 @@ def batch_request_parse(data: Any) -> BatchRebalanceRequest:
     return BatchRebalanceRequest(**validated)
 
 
-# -- the Python pass -------------------------------------------------------------------------------
+# -- the Python pass: what a per-field schema cannot see ------------------------------------------
 
 
-def _report_insane(items: Iterator[tuple[str, Decimal | None]], errors: Errors) -> None:
-    for path, value in items:
-        if value is not None and not decimal_is_sane(value):
-            errors.add(path, DECIMAL_MESSAGE)
-
-
-def _duplicates(keys: list[str]) -> list[tuple[int, int]]:
-    """`(index, first_index)` for every repeated key; a set comparison when there are none."""
-    if len(set(keys)) == len(keys):
-        return []
-    first_index: dict[str, int] = {}
-    found = []
-    for index, key in enumerate(keys):
-        first = first_index.setdefault(key, index)
-        if first != index:
-            found.append((index, first))
-    return found
-
-
-def _report_duplicates(keys: list[str], list_path: str, key_name: str, errors: Errors) -> None:
-    for index, first in _duplicates(keys):
-        errors.add(
-            f"{list_path}[{index}].{key_name}", f"duplicate {key_name}, first given at {list_path}[{first}]"
-        )
-
-
-def _portfolio_check(portfolio: em.PortfolioSnapshot, errors: Errors) -> None:
-    positions = portfolio.positions
-    prefix = "portfolio_snapshot.positions"
-    with_lots = [(index, p) for index, p in enumerate(positions) if p.lots]
-    # Duplicates and decimal bounds are reported in document order: ids, then values.
-    _report_duplicates([p.instrument_id for p in positions], prefix, "instrument_id", errors)
-    values = [p.quantity for p in positions]
-    values += [p.market_value.amount for p in positions if p.market_value is not None]
-    for _, position in with_lots:
-        values += [lot.quantity for lot in position.lots]
-        values += [lot.unit_cost.amount for lot in position.lots]
-    if not decimals_all_sane(values):
-        _report_insane(_position_decimals(positions), errors)
-    for index, position in with_lots:
-        _lots_check(position, f"{prefix}[{index}]", errors)
-
-    balances = portfolio.cash_balances
-    _report_duplicates([b.currency for b in balances], "portfolio_snapshot.cash_balances", "currency", errors)
-    if not decimals_all_sane(v for b in balances for v in (b.amount, b.settled, b.pending) if v is not None):
-        _report_insane(
-            (
-                (f"portfolio_snapshot.cash_balances[{index}].{name}", getattr(balance, name))
-                for index, balance in enumerate(balances)
-                for name in ("amount", "settled", "pending")
-            ),
-            errors,
-        )
-
-
-def _position_decimals(positions: list[em.Position]) -> Iterator[tuple[str, Decimal | None]]:
-    for index, position in enumerate(positions):
-        path = f"portfolio_snapshot.positions[{index}]"
-        yield f"{path}.quantity", position.quantity
-        if position.market_value is not None:
-            yield f"{path}.market_value.amount", position.market_value.amount
-        for lot_index, lot in enumerate(position.lots):
-            yield f"{path}.lots[{lot_index}].quantity", lot.quantity
-            yield f"{path}.lots[{lot_index}].unit_cost.amount", lot.unit_cost.amount
+def _section_check(name: str, value: Any, errors: Errors) -> None:
+    """Repeated keys and decimal bounds (derived from the shapes), then the lots of each position."""
+    field = _SECTION_FIELDS[name]
+    rows_check(value, field.type, field.meta, name, errors)
+    if name == "portfolio_snapshot":
+        for index, position in enumerate(value.positions):
+            if position.lots:
+                _lots_check(position, f"portfolio_snapshot.positions[{index}]", errors)
 
 
 def _lots_check(position: em.Position, path: str, errors: Errors) -> None:
+    """A position's lots add up to its quantity (within LOT_QUANTITY_TOLERANCE)."""
     lots = position.lots
-    _report_duplicates([lot.lot_id for lot in lots], f"{path}.lots", "lot_id", errors)
     # Arithmetic only once every operand is known to be of sane size (so it is cheap).
     if not all(decimal_is_sane(value) for value in [position.quantity, *(lot.quantity for lot in lots)]):
         return
@@ -179,56 +121,6 @@ def _lots_check(position: em.Position, path: str, errors: Errors) -> None:
             f"lot quantities add up to {total}, which differs from the position quantity "
             f"{position.quantity} by more than {LOT_QUANTITY_TOLERANCE}",
         )
-
-
-def _market_data_check(market_data: em.MarketDataSnapshot, errors: Errors) -> None:
-    prices = market_data.prices
-    _report_duplicates(
-        [p.instrument_id for p in prices], "market_data_snapshot.prices", "instrument_id", errors
-    )
-    if not decimals_all_sane(p.price for p in prices):
-        _report_insane(
-            ((f"market_data_snapshot.prices[{index}].price", p.price) for index, p in enumerate(prices)),
-            errors,
-        )
-    rates = market_data.fx_rates
-    _report_duplicates([r.pair for r in rates], "market_data_snapshot.fx_rates", "pair", errors)
-    if not decimals_all_sane(r.rate for r in rates):
-        _report_insane(
-            ((f"market_data_snapshot.fx_rates[{index}].rate", r.rate) for index, r in enumerate(rates)),
-            errors,
-        )
-
-
-def _model_check(model: em.ModelPortfolio, errors: Errors) -> None:
-    targets = model.targets
-    _report_duplicates([t.instrument_id for t in targets], "model_portfolio.targets", "instrument_id", errors)
-    if not decimals_all_sane(t.weight for t in targets):
-        _report_insane(
-            ((f"model_portfolio.targets[{index}].weight", t.weight) for index, t in enumerate(targets)),
-            errors,
-        )
-
-
-def _shelf_check(shelf: list[em.ShelfEntry], errors: Errors) -> None:
-    _report_duplicates([s.instrument_id for s in shelf], "shelf_entries", "instrument_id", errors)
-    if not decimals_all_sane(s.min_notional.amount for s in shelf if s.min_notional is not None):
-        _report_insane(
-            (
-                (f"shelf_entries[{index}].min_notional.amount", s.min_notional.amount)
-                for index, s in enumerate(shelf)
-                if s.min_notional is not None
-            ),
-            errors,
-        )
-
-
-_SECTION_CHECKS: dict[str, Callable[[Any, Errors], None]] = {
-    "portfolio_snapshot": _portfolio_check,
-    "market_data_snapshot": _market_data_check,
-    "model_portfolio": _model_check,
-    "shelf_entries": _shelf_check,
-}
 
 
 # -- scenario options: any JSON object, made safe to re-serialise ---------------------------------

@@ -74,7 +74,7 @@ class Position:
     instrument_id: IdStr
     quantity: Decimal
     market_value: Money | None = None
-    lots: Annotated[list[TaxLot], Meta(max_length=MAX_LOTS)] = field(default_factory=list)
+    lots: Annotated[list[TaxLot], Meta(max_length=MAX_LOTS, unique="lot_id")] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -93,8 +93,8 @@ class PortfolioSnapshot:
 
     portfolio_id: IdStr
     base_currency: CurrencyStr
-    positions: Annotated[list[Position], Meta(max_length=MAX_POSITIONS)] = field(default_factory=list)
-    cash_balances: Annotated[list[CashBalance], Meta(max_length=MAX_CASH_BALANCES)] = field(default_factory=list)
+    positions: Annotated[list[Position], Meta(max_length=MAX_POSITIONS, unique="instrument_id")] = field(default_factory=list)
+    cash_balances: Annotated[list[CashBalance], Meta(max_length=MAX_CASH_BALANCES, unique="currency")] = field(default_factory=list)
     snapshot_id: IdStr | None = None
 
 
@@ -119,8 +119,8 @@ class FxRate:
 class MarketDataSnapshot:
     """Prices and FX rates. Instrument ids and pairs are unique."""
 
-    prices: Annotated[list[Price], Meta(max_length=MAX_PRICES)] = field(default_factory=list)
-    fx_rates: Annotated[list[FxRate], Meta(max_length=MAX_FX_RATES)] = field(default_factory=list)
+    prices: Annotated[list[Price], Meta(max_length=MAX_PRICES, unique="instrument_id")] = field(default_factory=list)
+    fx_rates: Annotated[list[FxRate], Meta(max_length=MAX_FX_RATES, unique="pair")] = field(default_factory=list)
     snapshot_id: IdStr | None = None
 
 
@@ -136,7 +136,7 @@ class ModelTarget:
 class ModelPortfolio:
     """The model portfolio; instrument ids are unique. `targets` may be empty but must be present."""
 
-    targets: Annotated[list[ModelTarget], Meta(max_length=MAX_TARGETS)]
+    targets: Annotated[list[ModelTarget], Meta(max_length=MAX_TARGETS, unique="instrument_id")]
 
 
 @dataclass(slots=True)
