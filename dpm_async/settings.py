@@ -142,6 +142,11 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
     _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # Values travel as bind parameters, not inside the SQL text: a statement that fails (a timeout
+    # while storing a result, say) is logged by PostgreSQL without the portfolio or the result in
+    # it (docs/security.md, "What the database logs"), and a 70 MB result is sent as one binary
+    # parameter instead of being quoted into a 70 MB statement.
+    _db.setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from operations.access import OperationScope
@@ -54,43 +53,42 @@ def operation_insert_or_existing(
     """Inserts a PENDING operation, or returns the identical one (with its result) already there.
 
     Same correlation id and owner with the same fingerprint: `(existing, False)`; with another
-    fingerprint: OperationCorrelationConflict (409). It relies on the unique (correlation id,
-    owner) rather than a pre-check: two identical submissions racing both try the INSERT; the
-    database lets one through and the other gets an IntegrityError, reads the winner and replays
-    it. For the anonymous owner (NULL, which a unique index never compares equal) a partial unique
-    index on the correlation id plays that part. An expired operation holding the correlation id
-    is gone for every endpoint, so it must not block reuse: it is deleted (only if still expired,
-    in one statement) and the insert is tried again.
+    fingerprint: OperationCorrelationConflict (409). A replay or a conflict is found by an indexed
+    read before anything is written. A new operation is inserted with `INSERT … ON CONFLICT DO
+    NOTHING` (SQLite: `INSERT OR IGNORE`) on the unique (correlation id, owner) - for the anonymous
+    owner (NULL, which a unique index never compares equal) a partial unique index on the
+    correlation id - so two identical submissions racing are settled by the database without an
+    error: the one whose row is not there reads the winner and replays it. No statement here can
+    fail on a replay, so the database never logs one (with the request in it). An expired
+    operation holding the correlation id is gone for every endpoint, so it must not block reuse:
+    it is deleted (only if still expired, in one statement) first.
     """
     for _ in range(RACE_RETRIES):
         now = timezone.now()
-        try:
-            # The savepoint keeps an outer transaction (tests, ATOMIC_REQUESTS) usable after the
-            # IntegrityError.
-            with transaction.atomic():
-                operation = Operation.objects.create(
-                    operation_type=OperationType.ANALYZE_SCENARIOS,
-                    status=PENDING,
-                    owner_id=owner_id,
-                    correlation_id=correlation_id,
-                    request=request,
-                    request_fingerprint=request_fingerprint,
-                    created_at=now,
-                    expires_at=now + ttl(),
-                )
-            return operation, True
-        except IntegrityError:
-            # `owner_id=None` is `owner_id IS NULL`: the anonymous owner's row.
-            existing = (
-                Operation.objects.only("id", "request_fingerprint", "expires_at")
-                .filter(correlation_id=correlation_id, owner_id=owner_id)
-                .first()
-            )
-        if existing is None:
-            continue  # purged between our INSERT and this read: insert again
-        if existing.expires_at <= now:
+        # `owner_id=None` is `owner_id IS NULL`: the anonymous owner's row.
+        existing = (
+            Operation.objects.only("id", "request_fingerprint", "expires_at")
+            .filter(correlation_id=correlation_id, owner_id=owner_id)
+            .first()
+        )
+        if existing is not None and existing.expires_at <= now:
             Operation.objects.filter(pk=existing.pk, expires_at__lte=now).only("pk").delete()
-            continue
+            existing = None
+        if existing is None:
+            operation = Operation(
+                operation_type=OperationType.ANALYZE_SCENARIOS,
+                status=PENDING,
+                owner_id=owner_id,
+                correlation_id=correlation_id,
+                request=request,
+                request_fingerprint=request_fingerprint,
+                created_at=now,
+                expires_at=now + ttl(),
+            )
+            Operation.objects.bulk_create([operation], ignore_conflicts=True)
+            if Operation.objects.filter(pk=operation.pk).exists():
+                return operation, True
+            continue  # another submission with this correlation id won the race: read it
         if existing.request_fingerprint == request_fingerprint:
             replayed = Operation.objects.defer("request").filter(pk=existing.pk).first()
             if replayed is None:

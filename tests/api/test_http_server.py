@@ -6,107 +6,29 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from tests.served import REPO, Server, served
+
 SAMPLE = (REPO / "docs" / "examples" / "analyze-request.json").read_bytes()
 MIB = 1024 * 1024
 
 
-def _makefile_access_log_format() -> str:
-    match = re.search(r"^ACCESS_LOG_FORMAT := (.*)$", (REPO / "Makefile").read_text(), re.MULTILINE)
-    assert match, "the Makefile defines ACCESS_LOG_FORMAT"
-    return match.group(1)
-
-
-@dataclass
-class Server:
-    port: int
-    tokens: dict[str, str]
-    access_log: Path
-    error_log: Path
-
-    def call(self, method: str, path: str, user: str | None = None, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        if user:
-            all_headers["Authorization"] = f"Token {self.tokens[user]}"
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body, method=method,
-                                         headers=all_headers)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                status, response_headers, raw = response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            status, response_headers, raw = error.code, dict(error.headers), error.read()
-        is_json = "json" in response_headers.get("Content-Type", "")
-        return status, response_headers, json.loads(raw) if is_json else raw
-
-    def healthy(self) -> bool:
-        return (self.call("GET", "/health/ready")[0] == 200
-                and self.call("POST", "/rebalance/analyze", "alice", SAMPLE)[0] == 200)
+def healthy(server: Server) -> bool:
+    return (server.call("GET", "/health/ready")[0] == 200
+            and server.call("POST", "/rebalance/analyze", "alice", SAMPLE)[0] == 200)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    work = Path(tempfile.mkdtemp(prefix="dpm_http_"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "dpm_async.settings",
-        "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",
-        "DJANGO_DEBUG": "false",
-        "DJANGO_SECURE_HTTPS": "false",
-        "DJANGO_SECRET_KEY": "http-tests-" + os.urandom(24).hex(),
-        "DPM_API_AUTH_REQUIRED": "true",
-        "DPM_ASYNC_EXECUTION_MODE": "ACCEPT_ONLY",
-    }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], cwd=REPO, env=environment, check=True, timeout=300)
-    tokens = {}
-    for user, flags in (("alice", []), ("bob", []), ("support", ["--staff"])):
-        tokens[user] = subprocess.run([*manage, "issue_token", user, "--create-user", *flags], cwd=REPO,
-                                      env=environment, check=True, capture_output=True, text=True).stdout.strip()
-    access_log, error_log = work / "access.log", work / "error.log"
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "dpm_async.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--threads", "4", "--timeout", "120", "--access-logfile", str(access_log),
-         "--access-logformat", _makefile_access_log_format(), "--error-logfile", str(error_log)],
-        cwd=REPO, env=environment, start_new_session=True,
-    )
-    running = Server(port, tokens, access_log, error_log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if running.call("GET", "/health/live")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, error_log.read_text()
-            time.sleep(0.2)
+    users = {"alice": [], "bob": [], "support": ["--staff"]}
+    with served(users=users, DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY") as running:
         yield running
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-    assert "Traceback" not in error_log.read_text(), error_log.read_text()[-3000:]
+    assert "Traceback" not in running.error_log.read_text(), running.error_log.read_text()[-3000:]
 
 
 def _raw_request(port: int, head: bytes, body_chunks: Iterator[bytes]) -> tuple[int, bytes, int]:
@@ -182,7 +104,7 @@ def test_a_200_mib_body_is_refused_at_once_without_being_read(server):
     assert time.monotonic() - started < 10
     # The server closed the connection instead of reading (or draining) the rest.
     assert sent < 100 * MIB
-    assert server.healthy()
+    assert healthy(server)
 
 
 def test_a_200_mib_body_from_an_ordinary_client_gets_the_413(server):
@@ -194,7 +116,7 @@ def test_a_200_mib_body_from_an_ordinary_client_gets_the_413(server):
         pass  # refused mid-send: the answer is still there to read
     response = connection.getresponse()
     assert response.status == 413 and json.loads(response.read())["code"] == "REQUEST_TOO_LARGE"
-    assert server.healthy()
+    assert healthy(server)
 
 
 def test_a_chunked_body_within_the_limit_is_read(server):
@@ -215,7 +137,7 @@ def test_a_chunked_200_mib_body_is_refused_after_the_limit(server):
     assert status == 413 and json.loads(body)["code"] == "REQUEST_TOO_LARGE"
     assert time.monotonic() - started < 20
     assert sent < 100 * MIB  # read up to the 16 MiB limit, then refused and closed
-    assert server.healthy()
+    assert healthy(server)
 
 
 @pytest.mark.parametrize(
@@ -226,7 +148,7 @@ def test_hostile_bodies_over_http_are_400s(server, body):
     for path in ("/rebalance/analyze", "/rebalance/analyze/async"):
         status, _, problem = server.call("POST", path, "alice", body)
         assert status == 400 and problem["code"] in ("MALFORMED_JSON", "VALIDATION_ERROR"), problem
-    assert server.healthy()
+    assert healthy(server)
 
 
 # --- what is logged -------------------------------------------------------------------------------
