@@ -13,10 +13,10 @@ from http import HTTPStatus
 from typing import Any, TypedDict
 
 import orjson
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.response import Response
 
 from dpm_async.correlation import correlation_id_current
 
@@ -38,6 +38,9 @@ NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 THROTTLED = "THROTTLED"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+DISALLOWED_HOST = "DISALLOWED_HOST"
+TOO_MANY_FIELDS = "TOO_MANY_FIELDS"
+REQUEST_REFUSED = "REQUEST_REFUSED"
 
 
 class FieldError(TypedDict):
@@ -178,7 +181,31 @@ def _validation_errors(detail: Any, prefix: str = "") -> list[FieldError]:
     return [{"field": prefix, "message": str(detail)}]
 
 
-def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+# Requests Django's own settings refuse (SuspiciousOperation): a 4xx problem each, never a 500.
+_REFUSED: tuple[tuple[type[SuspiciousOperation], int, str, str], ...] = (
+    (DisallowedHost, 400, DISALLOWED_HOST, "The Host header names no host this service answers for."),
+    (TooManyFieldsSent, 400, TOO_MANY_FIELDS, "The query string (or form) has more fields than this service reads."),
+    (RequestDataTooBig, 413, REQUEST_TOO_LARGE, "The request body is larger than the configured limit."),
+    (SuspiciousOperation, 400, REQUEST_REFUSED, "The request was refused."),
+)
+
+
+def refused(exc: SuspiciousOperation) -> tuple[int, str, str]:
+    """The status, code and detail of a request Django refused as suspicious."""
+    return next((status, code, detail) for klass, status, code, detail in _REFUSED if isinstance(exc, klass))
+
+
+class RefusedRequestLogFilter(logging.Filter):
+    """On the `django.security` loggers: a refused request is one WARNING line, not an ERROR with a
+    traceback (a hostile client must not fill the log with stack traces, nor page anyone)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:
     """DRF's EXCEPTION_HANDLER: every error leaves as a problem with a stable code."""
     headers: dict[str, str] = {}
     extra: ProblemExtra = {}
@@ -197,6 +224,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header
+    elif isinstance(exc, SuspiciousOperation):
+        status, code, detail = refused(exc)
+        logger.warning("refused a request: %s (%s)", code, type(exc).__name__)
     elif isinstance(exc, Http404):
         status, code, detail = 404, NOT_FOUND, "Not found."
     elif isinstance(exc, DjangoPermissionDenied):
@@ -206,8 +236,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         # and answer without internals.
         logger.error("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
         status, code, detail = 500, INTERNAL_ERROR, "An internal error occurred."
-    return Response(problem_body(status, code, detail, extra), status=status, headers=headers,
-                    content_type=PROBLEM_CONTENT_TYPE)
+    # A plain response, not DRF's Response: a problem is JSON whatever renderer the view would have
+    # negotiated (the schema view's YAML, Swagger UI's HTML).
+    return problem_response(status, code, detail, extra, headers)
 
 
 def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -221,6 +252,10 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler400: a request refused outside DRF (Django has logged it, see the filter above)."""
+    if isinstance(exception, SuspiciousOperation):
+        status, code, detail = refused(exception)
+        return problem_response(status, code, detail)
     return problem_response(400, VALIDATION_ERROR, "Bad request.")
 
 

@@ -275,18 +275,26 @@ LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "dpm_async.correlation.CorrelationIdLogFilter"}},
+    "filters": {
+        "correlation": {"()": "dpm_async.correlation.CorrelationIdLogFilter"},
+        "refused_request": {"()": "dpm_async.problems.RefusedRequestLogFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "filters": ["correlation"], "formatter": "plain"},
+        # A filter on a handler sees the records of child loggers too (a logger's own filters do not).
+        "refused_requests": {"class": "logging.StreamHandler", "filters": ["correlation", "refused_request"],
+                             "formatter": "plain"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         # 4xx answers are logged by our own code with their code; Django's own line would repeat it.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # A request Django refuses (bad Host, too many fields, ...): one WARNING line each.
+        "django.security": {"handlers": ["refused_requests"], "level": "WARNING", "propagate": False},
     },
 }
 

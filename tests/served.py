@@ -45,7 +45,8 @@ class Server:
     port: int
     tokens: dict[str, str]
     access_log: Path
-    error_log: Path
+    error_log: Path  # gunicorn's own log
+    output: Path  # the processes' stdout and stderr: the service's log
     process: subprocess.Popen[bytes]
 
     def call(self, method: str, path: str, user: str | None = None, body: bytes | None = None,
@@ -88,14 +89,14 @@ def served(*, database_url: str | None = None, users: dict[str, list[str]] | Non
         issued = subprocess.run([*manage, "issue_token", user, "--create-user", *flags], cwd=REPO,
                                 env=environment, check=True, capture_output=True, text=True)
         tokens[user] = issued.stdout.strip().splitlines()[-1]
-    access_log, error_log = work / "access.log", work / "error.log"
+    access_log, error_log, output = work / "access.log", work / "error.log", work / "service.log"
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "dpm_async.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
          "--threads", "4", "--timeout", "120", "--access-logfile", str(access_log),
          "--access-logformat", makefile_access_log_format(), "--error-logfile", str(error_log)],
-        cwd=REPO, env=environment, start_new_session=True,
+        cwd=REPO, env=environment, start_new_session=True, stdout=output.open("wb"), stderr=subprocess.STDOUT,
     )
-    running = Server(port, tokens, access_log, error_log, process)
+    running = Server(port, tokens, access_log, error_log, output, process)
     try:
         deadline = time.monotonic() + 60
         while True:

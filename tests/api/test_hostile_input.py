@@ -341,3 +341,41 @@ def test_a_chunked_body_the_server_cannot_end_is_not_read():
 )
 def test_the_chunked_verdicts_are_problems(client, flag, status, code):
     assert_problem(post(client, "/rebalance/analyze", b"", **{flag: True}), status, code)
+
+
+# --- requests Django's own settings refuse ------------------------------------------------------
+
+TOO_MANY_FIELDS = "&".join(["a"] * 1001)  # DATA_UPLOAD_MAX_NUMBER_FIELDS is 1,000
+
+
+def refused_lines(caplog: Any) -> list[Any]:
+    return [record for record in caplog.records if record.levelno >= 30]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/health/live"), ("GET", "/health/ready"), ("GET", LIST_URL), ("POST", "/rebalance/analyze"),
+     ("POST", "/rebalance/analyze/async"), ("GET", "/rebalance/operations/dop_" + "0" * 32),
+     ("GET", "/schema/"), ("GET", "/docs/"), ("GET", "/admin/login/")],
+)
+def test_a_query_string_of_1001_fields_is_a_400_problem_and_one_warning_line(client, caplog, method, path):
+    response = client.generic(method, f"{path}?{TOO_MANY_FIELDS}", TEXT, content_type="application/json")
+    assert (response.status_code, response["Content-Type"]) == (400, "application/problem+json")
+    assert parse(response)["code"] == "TOO_MANY_FIELDS"
+    [line] = refused_lines(caplog)
+    assert (line.levelname, line.exc_info, line.exc_text) == ("WARNING", None, None)
+    assert Operation.objects.count() == 0
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1:8000.evil", "[::1"])
+def test_a_host_this_service_does_not_answer_for_is_a_400_problem_and_one_warning_line(client, caplog, host):
+    response = client.get("/health/live", headers={"Host": host})
+    assert (response.status_code, parse(response)["code"]) == (400, "DISALLOWED_HOST")
+    assert response["X-Correlation-Id"]
+    [line] = refused_lines(caplog)
+    assert (line.levelname, line.exc_info, line.exc_text) == ("WARNING", None, None)
+
+
+def test_a_refused_request_does_not_harm_the_next_one(client):
+    assert client.get(f"/health/live?{TOO_MANY_FIELDS}").status_code == 400
+    assert client.get("/health/live").status_code == 200

@@ -28,7 +28,8 @@ def server() -> Iterator[Server]:
     users = {"alice": [], "bob": [], "support": ["--staff"]}
     with served(users=users, DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY") as running:
         yield running
-    assert "Traceback" not in running.error_log.read_text(), running.error_log.read_text()[-3000:]
+    for log in (running.error_log, running.output):
+        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
 def _raw_request(port: int, head: bytes, body_chunks: Iterator[bytes]) -> tuple[int, bytes, int]:
@@ -164,3 +165,16 @@ def test_the_access_log_holds_no_token_and_no_body(server):
     assert '"POST /rebalance/analyze HTTP/1.1" 200' in log and "corr=log-1" in log
     for secret in (*server.tokens.values(), marker):
         assert secret not in log
+
+
+def test_refused_requests_are_one_warning_line_each_in_the_service_log(server):
+    before = server.output.read_text()
+    status, _, problem = server.call("GET", "/health/live?" + "&".join(["a"] * 1001))
+    assert (status, problem["code"]) == (400, "TOO_MANY_FIELDS")
+    status, _, problem = server.call("GET", "/health/live", headers={"Host": "evil.example"})
+    assert (status, problem["code"]) == (400, "DISALLOWED_HOST")
+    time.sleep(0.5)  # the service's stderr is a file written by another process
+    logged = server.output.read_text()[len(before):].splitlines()
+    refused = [line for line in logged if "WARNING" in line]
+    assert len(refused) == 2 and not [line for line in logged if "ERROR" in line], logged
+    assert "Traceback" not in "\n".join(logged)
