@@ -4,9 +4,14 @@ An answer is built as a sequence of pieces: text (`bytes`) and zstd frames (`Fra
 that is already compressed, typically a finished operation's stored scenario results. Each coding
 turns the same pieces into its bytes, streaming, one piece at a time:
 
-- `zstd`: text runs become frames of their own and stored frames go out as they are; zstd decoders
-  read concatenated frames as one stream (RFC 8878 section 3.1), so the stored bytes are sent
-  without a decompress and recompress. Checked with httpx, curl and urllib3 (tests/api).
+- `zstd`: text runs become frames of their own and stored frames go out as they are; zstd data is
+  "one or more frames" (RFC 8878 section 3), so the stored bytes are sent without a decompress and
+  recompress. curl and urllib3 (with backports.zstd) read such a body whole; httpx (0.28, 0.29)
+  does too, except that it fails when one of its reads ends exactly at the end of a frame. So a
+  caller whose User-Agent is httpx's gets one frame, compressed as the pieces are decoded (the
+  way web servers have long kept gzip from clients known to mis-decode it), and every other
+  answer is written so that each write ends inside a frame, which keeps reads off frame ends
+  (tests/api/test_encodings_real_clients.py).
 - `gzip`: one gzip member, compressed as the pieces are decoded. A single member on purpose:
   httpx and curl stop after the first member of a multi-member body.
 - identity: text as is, frames decompressed in bounded chunks.
@@ -115,9 +120,12 @@ class EncodedBody:
     length: int | None
 
 
-def body_encode(pieces: Iterable[Piece], coding: ContentCoding) -> EncodedBody:
+def body_encode(pieces: Iterable[Piece], coding: ContentCoding, *, single_frame: bool = False) -> EncodedBody:
     """The pieces in `coding`. Text runs are compressed up front (they are small: heads, names,
-    separators), so zstd and identity answers know their length before the first byte is sent."""
+    separators), so zstd and identity answers know their length before the first byte is sent.
+    `single_frame`: a zstd answer is one frame, compressed as it is sent (length unknown)."""
+    if coding == ZSTD and single_frame:
+        return EncodedBody(ZSTD, _zstd_single_frame(_identity_chunks(list(pieces))), None)
     if coding == ZSTD:
         parts = _zstd_parts(pieces)
         length = sum(len(part) if isinstance(part, bytes) else part.stored_size for part in parts)
@@ -158,10 +166,24 @@ def _zstd_parts(pieces: Iterable[Piece]) -> list[bytes | Frame]:
 
 
 def _zstd_chunks(parts: list[bytes | Frame]) -> Iterator[bytes]:
+    """The frames, each write ending one byte short of a frame's end (the byte goes with the next
+    write): a reader that gets a write at a time then never stops at the end of a frame."""
+    held = b""
     for part in parts:
-        data = part if isinstance(part, bytes) else part.load()
         # A stored frame is handed on whole (a few MB at most: the text of one scenario, compressed).
-        yield data
+        data = part if isinstance(part, bytes) else part.load()
+        yield held + data[:-1]
+        held = data[-1:]
+    if held:
+        yield held
+
+
+def _zstd_single_frame(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+    for chunk in chunks:
+        if out := compressor.compress(chunk):
+            yield out
+    yield compressor.flush()
 
 
 def _frame_chunks(data: bytes) -> Iterator[bytes]:
@@ -199,14 +221,23 @@ CONTENT_ENCODING_HEADER = "Content-Encoding"
 VARY_HEADER = "Vary"
 
 
+# Callers whose zstd decoder cannot be trusted with concatenated frames (see the module's docstring).
+SINGLE_FRAME_USER_AGENTS = ("python-httpx/",)
+
+
 def request_coding(request: HttpRequest) -> ContentCoding:
     """The coding the caller of `request` gets (its `Accept-Encoding`)."""
     return coding_negotiate(request.META.get(ACCEPT_ENCODING_META_KEY))
 
 
+def wants_single_frame(request: HttpRequest) -> bool:
+    """The caller's zstd decoder needs the answer in one frame (its User-Agent is listed)."""
+    return str(request.META.get("HTTP_USER_AGENT", "")).startswith(SINGLE_FRAME_USER_AGENTS)
+
+
 def encoded_response(
     pieces: Iterable[Piece], coding: ContentCoding, *, status: int = 200, content_type: str = "application/json",
-    stream: bool = False,
+    stream: bool = False, single_frame: bool = False,
 ) -> HttpResponse | StreamingHttpResponse:
     """An answer of `pieces` in `coding`, with `Content-Encoding` (unless identity), `Vary:
     Accept-Encoding` and, when known, `Content-Length`.
@@ -215,7 +246,7 @@ def encoded_response(
     piece, so memory stays flat whatever the size. The stream runs after the middleware returned,
     so it is given the request's correlation id back (a log line from inside it carries the id).
     """
-    body = body_encode(pieces, coding)
+    body = body_encode(pieces, coding, single_frame=single_frame)
     response: HttpResponse | StreamingHttpResponse
     if stream:
         correlation_id = correlation_id_current()

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dpm_async.correlation import CORRELATION_HEADER, correlation_id_of_request
-from dpm_async.encoding import ContentCoding, Piece, encoded_response, request_coding
+from dpm_async.encoding import ContentCoding, Piece, encoded_response, request_coding, wants_single_frame
 from dpm_async.openapi import (
     ACCEPT_ENCODING_PARAMETER,
     Shape,
@@ -61,6 +61,8 @@ IF_NONE_MATCH_META_KEY = "HTTP_IF_NONE_MATCH"
 # as it is sent); a smaller one is built whole, which costs less for a few hundred KB.
 STREAM_ABOVE_BYTES = 1 << 20
 _SCENARIO_NAME = re.compile(SCENARIO_NAME_PATTERN)
+# The instant `Retry-After` is estimated at (a test sets its own).
+clock = timezone.now
 
 # --- OpenAPI pieces --------------------------------------------------------------------------
 
@@ -155,11 +157,12 @@ def _operation_response(request: HttpRequest, operation: Operation, *, status: i
     304 when `conditional` (a GET) and `If-None-Match` names the current state."""
     executable_enabled = manual_execution_enabled()
     etag = operation_etag(operation, executable_enabled=executable_enabled)
-    retry_after = retry_after_seconds(operation, timezone.now())
+    retry_after = retry_after_seconds(operation, clock())
     if conditional and _not_modified(request, etag):
         return _not_modified_response(etag, retry_after)
     pieces = list(operation_resource_pieces(operation, executable_enabled=executable_enabled))
-    response = encoded_response(pieces, request_coding(request), status=status, stream=_is_large(pieces))
+    response = encoded_response(pieces, request_coding(request), status=status, stream=_is_large(pieces),
+                                single_frame=wants_single_frame(request))
     if location:
         response[LOCATION_HEADER] = operation_status_url(operation.id)
     if replayed:
@@ -397,7 +400,7 @@ class OperationSummaryView(OperationsAPIView):
         operation = operation_get(operation_id, scope=self.scope(request))
         executable_enabled = manual_execution_enabled()
         etag = operation_etag(operation, executable_enabled=executable_enabled)
-        retry_after = retry_after_seconds(operation, timezone.now())
+        retry_after = retry_after_seconds(operation, clock())
         if _not_modified(request, etag):
             return _not_modified_response(etag, retry_after)
         body = operation_overview_json(operation, executable_enabled=executable_enabled)

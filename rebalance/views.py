@@ -8,7 +8,14 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from dpm_async.correlation import CORRELATION_HEADER, correlation_id_supplied
-from dpm_async.encoding import ZSTD, Frame, encoded_response, request_coding, zstd_compress
+from dpm_async.encoding import (
+    ZSTD,
+    Frame,
+    encoded_response,
+    request_coding,
+    wants_single_frame,
+    zstd_compress,
+)
 from dpm_async.openapi import (
     ACCEPT_ENCODING_PARAMETER,
     CONTENT_ENCODING_RESPONSE,
@@ -65,4 +72,5 @@ class RebalanceAnalysisView(APIView):
         # is those frames in order, and the batch holds ~6 MB instead of ~70 MB meanwhile.
         outcome = rebalance_analyze_batch(batch, correlation_id=correlation_id_supplied(), keep=zstd_compress)
         frames = ((s.name, Frame(s.body, s.size, len(s.body))) for s in outcome.scenarios)
-        return encoded_response(batch_result_pieces(outcome.head(), frames, outcome.tail()), coding)
+        return encoded_response(batch_result_pieces(outcome.head(), frames, outcome.tail()), coding,
+                                single_frame=wants_single_frame(request))

@@ -66,7 +66,9 @@ def submit(client: Any, body: Any = None, **headers: str) -> Any:
 
 
 def parse(response: Any) -> Any:
-    return json.loads(response.content, parse_float=Decimal)
+    """The answer's JSON (a streamed answer is read to its end)."""
+    content = b"".join(response.streaming_content) if getattr(response, "streaming", False) else response.content
+    return json.loads(content, parse_float=Decimal)
 
 
 def operation_row(
