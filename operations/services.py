@@ -102,7 +102,7 @@ def operation_insert_or_existing(
             Operation.objects.filter(pk=existing.pk, expires_at__lte=now).only("pk").delete()
             continue
         if existing.request_fingerprint == request_fingerprint:
-            replayed = Operation.objects.defer("request", "result_envelope").filter(pk=existing.pk).first()
+            replayed = Operation.objects.defer("request").filter(pk=existing.pk).first()
             if replayed is None:
                 continue  # purged meanwhile: insert again
             return replayed, False
