@@ -156,13 +156,13 @@ def measure(env: dict[str, str], body: bytes, scenario: str) -> dict:
         assert status == 202, (status, head[:300])
         operation_id = json.loads(head)["operation_id"]
         started = time.perf_counter()
-        while True:
-            status, head, _ = call(web.port, "GET", f"/rebalance/operations/{operation_id}/summary")
-            resource = json.loads(head)
+        while True:  # the list item: the status without the result (and a command that runs on older code)
+            status, head, _ = call(web.port, "GET", "/rebalance/operations?correlation_id=mem-1")
+            [resource] = json.loads(head)["items"]
             if resource["status"] in ("SUCCEEDED", "FAILED"):
                 break
             time.sleep(1)
-        assert resource["status"] == "SUCCEEDED", resource["error"]
+        assert resource["status"] == "SUCCEEDED", resource
         results["worker"] = {"peak_mb": status_kib(worker.pid, "VmHWM") // 1024,
                              "seconds": round(time.perf_counter() - started, 1)}
         print(f"worker: peak {results['worker']['peak_mb']} MB, {results['worker']['seconds']} s", flush=True)
@@ -175,7 +175,7 @@ def measure(env: dict[str, str], body: bytes, scenario: str) -> dict:
     # 3. A fresh web process serving the finished operation.
     web = Web(env)
     try:
-        call(web.port, "GET", f"/rebalance/operations/{operation_id}/summary")  # warm-up: imports, connection
+        call(web.port, "GET", "/rebalance/operations?limit=1")  # warm-up: imports, connection
         url = f"/rebalance/operations/{operation_id}"
         growth = {}
         for name, path, headers in (("full identity", url, {}), ("full zstd", url, {"Accept-Encoding": "zstd"}),
@@ -186,6 +186,8 @@ def measure(env: dict[str, str], body: bytes, scenario: str) -> dict:
             reset_peak(web.pid)
             started = time.perf_counter()
             status, _, size = call(web.port, "GET", path, headers=headers)
+            if status == 404 and name in ("summary", "scenario"):
+                continue  # code older than these endpoints
             assert status == 200, (name, status)
             grown = (status_kib(web.pid, "VmHWM") - before) // 1024
             growth[name] = {"growth_mb": grown, "wire_mb": round(size / 1e6, 1),

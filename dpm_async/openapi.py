@@ -315,11 +315,19 @@ ACCEPT_ENCODING_PARAMETER = OpenApiParameter(
     description="`zstd` and `gzip` compress the answer (zstd preferred on equal weights); without it, or "
     "with neither acceptable, the answer is not compressed.",
 )
-CONTENT_ENCODING_RESPONSE = OpenApiParameter(
-    "Content-Encoding", location=OpenApiParameter.HEADER, response=[200], required=False, type=str,
-    enum=["zstd", "gzip"], description="The answer's coding, when the request's `Accept-Encoding` asked for one.",
-)
-VARY_RESPONSE = OpenApiParameter(
-    "Vary", location=OpenApiParameter.HEADER, response=[200], required=True, type=str,
-    description="Names `Accept-Encoding`: the answer's bytes depend on it.",
-)
+
+
+def encoded_answer_headers(statuses: list[int], *, not_modified: bool = False) -> list[OpenApiParameter]:
+    """`Accept-Encoding` and the `Content-Encoding` and `Vary` of the answers with `statuses` (and
+    the `Vary` of a 304)."""
+    return [
+        ACCEPT_ENCODING_PARAMETER,
+        OpenApiParameter(
+            "Content-Encoding", location=OpenApiParameter.HEADER, response=statuses, required=False, type=str,
+            enum=["zstd", "gzip"], description="The answer's coding, when the request's `Accept-Encoding` asked for one.",
+        ),
+        OpenApiParameter(
+            "Vary", location=OpenApiParameter.HEADER, response=[*statuses, *([304] if not_modified else [])],
+            required=True, type=str, description="Names `Accept-Encoding`: the answer's bytes depend on it.",
+        ),
+    ]

@@ -19,10 +19,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dpm_async.correlation import CORRELATION_HEADER, correlation_id_of_request
-from dpm_async.encoding import ContentCoding, Piece, encoded_response, request_coding, wants_single_frame
+from dpm_async.encoding import Piece, encoded_response, request_coding, wants_single_frame
 from dpm_async.openapi import (
-    ACCEPT_ENCODING_PARAMETER,
     Shape,
+    encoded_answer_headers,
     problem_responses,
 )
 from operations.access import OperationScope, operation_scope_for_user
@@ -95,15 +95,7 @@ _IF_NONE_MATCH = OpenApiParameter(
     "If-None-Match", location=OpenApiParameter.HEADER, required=False, type=str,
     description="The `ETag` of an earlier answer: 304 without a body while it is still current.",
 )
-_VARY_RESPONSE = OpenApiParameter(
-    "Vary", location=OpenApiParameter.HEADER, response=[200, 202, 304], required=True, type=str,
-    description="Names `Accept-Encoding`: the answer's bytes depend on it.",
-)
-_CONTENT_ENCODING = OpenApiParameter(
-    "Content-Encoding", location=OpenApiParameter.HEADER, response=[200, 202], required=False, type=str,
-    enum=["zstd", "gzip"], description="The answer's coding, when the request's `Accept-Encoding` asked for one.",
-)
-_ENCODED = [ACCEPT_ENCODING_PARAMETER, _CONTENT_ENCODING, _VARY_RESPONSE]
+_ENCODED = encoded_answer_headers([200, 202], not_modified=True)
 _CONDITIONAL = [_IF_NONE_MATCH, _ETAG_RESPONSE]
 _NOT_MODIFIED = OpenApiResponse(response=None, description="Not modified: `If-None-Match` names the current `ETag`. No body.")
 _REPLAYED_RESPONSE = OpenApiParameter(
@@ -172,10 +164,6 @@ def _operation_response(request: HttpRequest, operation: Operation, *, status: i
 
 def _is_large(pieces: list[Piece]) -> bool:
     return sum(len(p) if isinstance(p, bytes) else p.size for p in pieces) > STREAM_ABOVE_BYTES
-
-
-def _coding(request: HttpRequest) -> ContentCoding:
-    return request_coding(request)
 
 
 class OperationsAPIView(APIView):
@@ -404,7 +392,7 @@ class OperationSummaryView(OperationsAPIView):
         if _not_modified(request, etag):
             return _not_modified_response(etag, retry_after)
         body = operation_overview_json(operation, executable_enabled=executable_enabled)
-        return _with_state_headers(encoded_response([body], _coding(request)), etag, retry_after)
+        return _with_state_headers(encoded_response([body], request_coding(request)), etag, retry_after)
 
 
 class OperationScenarioResultView(OperationsAPIView):
@@ -452,6 +440,6 @@ class OperationScenarioResultView(OperationsAPIView):
             return _not_modified_response(etag, None)
         result = operation_scenario_result(operation, scenario_name)
         pieces: list[Piece] = [result.frame]
-        response = encoded_response(pieces, _coding(request), stream=result.frame.size > STREAM_ABOVE_BYTES)
+        response = encoded_response(pieces, request_coding(request), stream=result.frame.size > STREAM_ABOVE_BYTES)
         response[ETAG_HEADER] = etag
         return response

@@ -17,10 +17,8 @@ from dpm_async.encoding import (
     zstd_compress,
 )
 from dpm_async.openapi import (
-    ACCEPT_ENCODING_PARAMETER,
-    CONTENT_ENCODING_RESPONSE,
-    VARY_RESPONSE,
     Shape,
+    encoded_answer_headers,
     problem_responses,
 )
 from rebalance.batch import BatchRebalanceRequest, BatchRebalanceResult
@@ -47,7 +45,7 @@ class RebalanceAnalysisView(APIView):
             "the batch still answers 200 and carries the warning `PARTIAL_BATCH_FAILURE`."
         ),
         request=Shape(BatchRebalanceRequest),
-        parameters=[CORRELATION_PARAMETER, ACCEPT_ENCODING_PARAMETER, CONTENT_ENCODING_RESPONSE, VARY_RESPONSE],
+        parameters=[CORRELATION_PARAMETER, *encoded_answer_headers([200])],
         responses={
             200: Shape(BatchRebalanceResult),
             **problem_responses(
