@@ -13,6 +13,36 @@ from django.db import migrations, models
 import operations.models
 
 
+class FieldOrder(migrations.operations.base.Operation):
+    """Puts a model's fields in the given order, in the migration state and, on SQLite, in the table
+    (remade with its columns in that order; on PostgreSQL the order of columns does not matter:
+    large values live out of line in TOAST)."""
+
+    reversible = True
+
+    def __init__(self, model_name: str, order: list[str]) -> None:
+        self.model_name = model_name
+        self.order = order
+
+    def state_forwards(self, app_label: str, state: Any) -> None:
+        model_state = state.models[app_label, self.model_name]
+        model_state.fields = {name: model_state.fields[name] for name in self.order}
+        state.reload_model(app_label, self.model_name, delay=True)
+
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        if schema_editor.connection.vendor == "sqlite":
+            schema_editor._remake_table(to_state.apps.get_model(app_label, self.model_name))
+
+    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        pass
+
+    def describe(self) -> str:
+        return f"Order the fields of {self.model_name}"
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return self.__class__.__name__, [self.model_name, self.order], {}
+
+
 def storage_external(apps: Any, schema_editor: Any) -> None:
     """PostgreSQL: the scenario bodies are zstd frames already; TOAST keeps them out of line but
     must not compress them again (EXTERNAL = out of line, uncompressed)."""
@@ -77,6 +107,7 @@ class Migration(migrations.Migration):
             name='OperationScenarioResult',
             fields=[
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
+                ('operation', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.DB_CASCADE, related_name='scenario_results', to='operations.operation')),
                 ('position', models.PositiveSmallIntegerField()),
                 ('name', models.CharField(max_length=64)),
                 ('status', models.CharField(choices=[('READY', 'Ready'), ('PENDING_REVIEW', 'Pending Review'), ('BLOCKED', 'Blocked')], max_length=16)),
@@ -126,11 +157,6 @@ class Migration(migrations.Migration):
             name='owner',
             field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.DB_CASCADE, related_name='operations', to=settings.AUTH_USER_MODEL),
         ),
-        migrations.AddField(
-            model_name='operationscenarioresult',
-            name='operation',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.DB_CASCADE, related_name='scenario_results', to='operations.operation'),
-        ),
         migrations.RunPython(storage_external, migrations.RunPython.noop),
         migrations.RunPython(progress_totals, migrations.RunPython.noop),
         migrations.RunPython(results_split, migrations.RunPython.noop),
@@ -154,6 +180,14 @@ class Migration(migrations.Migration):
             model_name='operation',
             name='result',
         ),
+        # The payloads last: SQLite reaches a column only past every large column before it, and
+        # the columns added above (and `owner`, added by 0002) were appended after `request`.
+        FieldOrder('operation', [
+            'id', 'operation_type', 'status', 'owner', 'correlation_id', 'request_fingerprint', 'created_at',
+            'started_at', 'finished_at', 'expires_at', 'attempt', 'lease_expires_at', 'cancel_requested',
+            'scenarios_total', 'scenarios_done', 'scenarios_failed', 'current_scenario', 'scenario_statuses',
+            'error', 'result_envelope', 'request',
+        ]),
         migrations.AddConstraint(
             model_name='operationscenarioresult',
             constraint=models.UniqueConstraint(fields=('operation', 'name'), name='scenario_result_name_unique'),

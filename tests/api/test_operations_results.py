@@ -13,7 +13,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from operations import services, views
+from dpm_async.correlation import correlation_id_current
+from operations import results, services, views
 from operations.models import Operation, OperationStatus
 from operations.resource import retry_after_seconds
 from rebalance.services import BatchProgress
@@ -318,3 +319,32 @@ def test_a_zstd_client_gets_the_stored_frames_as_they_are(client, monkeypatch):
         assert bytes(row.body) in raw  # not decompressed and compressed again
     assert decoded("zstd", raw).endswith(b',"error":null}')
     assert stored_full_result(resource["operation_id"]) in decoded("zstd", raw)
+
+
+def test_a_streamed_answer_reads_its_rows_under_the_request_s_correlation_id(client, monkeypatch):
+    monkeypatch.setattr(views, "STREAM_ABOVE_BYTES", 0)
+    resource = finished(client, batch_body(a={"options": {}}, b={"options": {}}), correlation_id="stream-1")
+    seen = []
+    real = results._body_of
+
+    def observed(result_id):
+        seen.append(correlation_id_current())
+        return real(result_id)
+
+    monkeypatch.setattr(results, "_body_of", observed)
+    response = client.get(resource["status_url"], headers={"X-Correlation-Id": "poll-9"})
+    assert response.streaming and seen == []  # nothing read before the server sends the body
+    body(response)
+    assert seen == ["poll-9", "poll-9"]  # one row per scenario, each read with the id bound
+    assert correlation_id_current() is None
+
+
+def test_a_row_purged_while_it_is_being_sent_ends_the_answer_short(client, monkeypatch):
+    monkeypatch.setattr(views, "STREAM_ABOVE_BYTES", 0)
+    resource = finished(client, batch_body(a={"options": {}}, b={"options": {}}), correlation_id="purged-1")
+    response = client.get(resource["status_url"])
+    chunks = iter(response.streaming_content)
+    next(chunks)
+    Operation.objects.filter(pk=resource["operation_id"]).delete()
+    with pytest.raises(LookupError):
+        list(chunks)  # the server closes the connection short of Content-Length: the client sees an error

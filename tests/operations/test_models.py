@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -158,3 +158,9 @@ def test_the_payload_columns_come_last():
     # SQLite reaches a column only past every large column before it (see the model's comment).
     assert [field.column for field in Operation._meta.concrete_fields][-2:] == ["result_envelope", "request"]
     assert [field.column for field in OperationScenarioResult._meta.concrete_fields][-1] == "body"
+    if connection.vendor == "sqlite":  # and so are the tables the migrations made
+        with connection.cursor() as cursor:
+            columns = [row[1] for row in cursor.execute("PRAGMA table_info(operations_operation)").fetchall()]
+            assert columns[-2:] == ["result_envelope", "request"] and columns.index("owner_id") < 5
+            columns = [row[1] for row in cursor.execute("PRAGMA table_info(operations_operationscenarioresult)")]
+            assert columns[-1] == "body"
