@@ -96,16 +96,21 @@ def seed_operations(base: str, token: str) -> tuple[list[str], list[str]]:
     return ids, correlation_ids
 
 
-def schemathesis_config(ids: list[str], correlation_ids: list[str]) -> str:
-    """Half of the generated ids are real ones; the other half stay random (404s, hostile text)."""
+def schemathesis_config(ids: list[str], correlation_ids: list[str], scenario_names: list[str]) -> str:
+    """Half of the generated ids are real ones; the other half stay random (404s, hostile text).
+    The first id is a SUCCEEDED operation, so summaries and scenario results (real names half of
+    the time) are reached too, not only their 404s and 409s."""
     return "\n".join([
         "[dictionaries.operation_ids]",
         f"values = {json.dumps(ids)}",
         "[dictionaries.correlation_ids]",
         f"values = {json.dumps(correlation_ids)}",
+        "[dictionaries.scenario_names]",
+        f"values = {json.dumps(scenario_names)}",
         "[parameters]",
         '"path.operation_id" = { dictionary = "operation_ids", probability = 0.5 }',
         '"path.correlation_id" = { dictionary = "correlation_ids", probability = 0.5 }',
+        '"path.scenario_name" = { dictionary = "scenario_names", probability = 0.5 }',
         "",
     ])
 
@@ -139,7 +144,8 @@ def main() -> int:
     try:
         wait_ready(base, server)
         ids, correlation_ids = seed_operations(base, token)
-        (work / "schemathesis.toml").write_text(schemathesis_config(ids, correlation_ids))
+        scenario_names = list(json.loads((REPO / "docs" / "examples" / "analyze-request.json").read_bytes())["scenarios"])
+        (work / "schemathesis.toml").write_text(schemathesis_config(ids, correlation_ids, scenario_names))
         before = len(access_log.read_text().splitlines())
         started = time.monotonic()
         # Run from the scratch folder: schemathesis' caches land there, not in the repository.

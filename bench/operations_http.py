@@ -165,7 +165,7 @@ while done < {count}:
         created = now - timedelta(seconds={count} - i)
         rows.append(Operation(id=operation_id_generate(), owner=owner, operation_type="ANALYZE_SCENARIOS", status="SUCCEEDED",
             correlation_id=f"bench-list-{{i}}-{{operation_id_generate()[4:16]}}", request="{{}}",
-            request_fingerprint="sha256:" + "0" * 64, result="{{}}", created_at=created, started_at=created,
+            request_fingerprint="sha256:" + "0" * 64, result_envelope="{{}}", created_at=created, started_at=created,
             finished_at=created, expires_at=now + timedelta(days=1), attempt=1))
     with transaction.atomic():
         Operation.objects.bulk_create(rows, batch_size=2000)

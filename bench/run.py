@@ -101,7 +101,7 @@ def main() -> int:
 
     def service(raw: bytes):
         batch = batch_request_parse(json_decode_body(raw))
-        return lambda: rebalance_analyze_batch(batch, correlation_id=None)
+        return lambda: rebalance_analyze_batch(batch, correlation_id=None).json()
 
     def parse(raw: bytes):
         return lambda: batch_request_parse(json_decode_body(raw))

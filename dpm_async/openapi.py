@@ -21,7 +21,7 @@ from typing import Any, TypeAliasType, get_args, get_origin
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
 
 from dpm_async.decimals import (
     DECIMAL_MAX_DIGITS,
@@ -307,3 +307,27 @@ def problem_responses(
         )
         for status, description in sorted(descriptions.items())
     }
+
+
+# Content codings (dpm_async/encoding.py): documented on every answer that is compressed.
+ACCEPT_ENCODING_PARAMETER = OpenApiParameter(
+    "Accept-Encoding", location=OpenApiParameter.HEADER, required=False, type=str,
+    description="`zstd` and `gzip` compress the answer (zstd preferred on equal weights); without it, or "
+    "with neither acceptable, the answer is not compressed.",
+)
+
+
+def encoded_answer_headers(statuses: list[int], *, not_modified: bool = False) -> list[OpenApiParameter]:
+    """`Accept-Encoding` and the `Content-Encoding` and `Vary` of the answers with `statuses` (and
+    the `Vary` of a 304)."""
+    return [
+        ACCEPT_ENCODING_PARAMETER,
+        OpenApiParameter(
+            "Content-Encoding", location=OpenApiParameter.HEADER, response=statuses, required=False, type=str,
+            enum=["zstd", "gzip"], description="The answer's coding, when the request's `Accept-Encoding` asked for one.",
+        ),
+        OpenApiParameter(
+            "Vary", location=OpenApiParameter.HEADER, response=[*statuses, *([304] if not_modified else [])],
+            required=True, type=str, description="Names `Accept-Encoding`: the answer's bytes depend on it.",
+        ),
+    ]

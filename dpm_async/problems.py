@@ -57,6 +57,7 @@ class ProblemExtra(TypedDict, total=False):
     operation_id: str
     operation_status: str
     status_url: str
+    scenario_name: str
 
 
 class ProblemBody(ProblemExtra):

@@ -15,16 +15,17 @@ from django.db.models.fields import TextField
 from django.db.models.functions import Cast, Length, Substr
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from operations.access import OPERATIONS_ALL
 from operations.errors import OperationNotCancellable, OperationNotFound
 from operations.models import Operation
+from operations.results import operation_scenario_verdicts
 from operations.services import operation_cancel, operations_purge_expired
 
-# The detail page shows at most this much of a stored request or result: a finished result can be
-# ~70 MB, which no browser page should try to hold. The database cuts the text, so the rest never
-# leaves it.
+# The detail page shows at most this much of a stored request: the database cuts the text, so the
+# rest never leaves it. A result is never shown whole (up to hundreds of MB): the page shows its
+# envelope and each scenario's verdict, read from the operation's row alone.
 PREVIEW_CHARS = 64 * 1024
 
 
@@ -72,20 +73,19 @@ class OperationAdmin(admin.ModelAdmin[Operation]):
     actions = ("cancel_selected", "purge_expired")
     fields = ("id", "operation_type", "status", "owner", "correlation_id", "request_fingerprint", "created_at",
               "started_at", "finished_at", "expires_at", "attempt", "lease_expires_at", "cancel_requested",
-              "error_pretty", "result_pretty", "request_pretty")
+              "progress", "error_pretty", "verdicts", "envelope_pretty", "request_pretty")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Operation]:
         # The payload columns are never loaded whole: the detail page gets a bounded preview,
         # cut by the database, and the list none at all.
-        queryset = super().get_queryset(request).defer("request", "result")
+        queryset = super().get_queryset(request)
         if request.resolver_match and request.resolver_match.url_name == "operations_operation_change":
-            queryset = queryset.annotate(
-                result_head=Substr(Cast("result", TextField()), 1, PREVIEW_CHARS),
-                result_chars=Length(Cast("result", TextField())),
+            return queryset.defer("request").annotate(
                 request_head=Substr(Cast("request", TextField()), 1, PREVIEW_CHARS),
                 request_chars=Length(Cast("request", TextField())),
             )
+        queryset = queryset.defer("request", "result_envelope")
         return queryset
 
     def get_search_results(
@@ -103,9 +103,27 @@ class OperationAdmin(admin.ModelAdmin[Operation]):
         return format_html('<pre style="white-space: pre-wrap">{}</pre>',
                            json.dumps(operation.error, indent=2, ensure_ascii=False))
 
-    @admin.display(description="result")
-    def result_pretty(self, operation: Operation) -> str:
-        return _preview(getattr(operation, "result_head", None), getattr(operation, "result_chars", None))
+    @admin.display(description="progress")
+    def progress(self, operation: Operation) -> str:
+        current = f", running {operation.current_scenario}" if operation.current_scenario else ""
+        return (f"{operation.scenarios_done} of {operation.scenarios_total} scenarios done, "
+                f"{operation.scenarios_failed} failed{current}")
+
+    @admin.display(description="scenarios")
+    def verdicts(self, operation: Operation) -> str:
+        rows = [(v.name, v.status, v.failed_reason or "") for v in operation_scenario_verdicts(operation)]
+        if not rows:
+            return "-"
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    @admin.display(description="result envelope")
+    def envelope_pretty(self, operation: Operation) -> str:
+        if operation.result_envelope is None:
+            return "-"
+        return _preview(operation.result_envelope.decode(), None)
 
     @admin.display(description="request (canonical)")
     def request_pretty(self, operation: Operation) -> str:

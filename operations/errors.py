@@ -19,6 +19,8 @@ OPERATION_NOT_EXECUTABLE = "DPM_ASYNC_OPERATION_NOT_EXECUTABLE"
 OPERATION_NOT_CANCELLABLE = "DPM_ASYNC_OPERATION_NOT_CANCELLABLE"
 OPERATION_CORRELATION_CONFLICT = "DPM_ASYNC_OPERATION_CORRELATION_CONFLICT"
 OPERATION_NOT_OWNED = "DPM_ASYNC_OPERATION_NOT_OWNED"
+OPERATION_RESULT_NOT_READY = "DPM_ASYNC_OPERATION_RESULT_NOT_READY"
+SCENARIO_RESULT_NOT_FOUND = "DPM_ASYNC_SCENARIO_RESULT_NOT_FOUND"
 
 # --- stored failure codes (`error.code` of a FAILED operation) -------------------------------
 type OperationFailureCode = Literal[
@@ -114,3 +116,37 @@ class OperationCorrelationConflict(Problem):
             "submitted with a different request body.",
             extra={"operation_id": operation_id, "status_url": status_url},
         )
+
+
+class OperationResultNotReady(Problem):
+    """409: a scenario's result was asked of an operation that has not SUCCEEDED (yet, or at all)."""
+
+    status_code = 409
+    default_code = OPERATION_RESULT_NOT_READY
+
+    def __init__(self, operation_id: str, operation_status: str):
+        why = "it has no result: see its `error`" if operation_status == "FAILED" else "poll it until it has finished"
+        super().__init__(
+            f"Operation {operation_id} is {operation_status}; scenario results exist once it SUCCEEDED ({why}).",
+            extra={"operation_id": operation_id, "operation_status": operation_status},
+        )
+
+
+class ScenarioResultNotFound(Problem):
+    """404: the finished operation has no result under that scenario name (no such scenario, or it
+    failed: then the detail gives its reason, as `failed_scenarios` does)."""
+
+    status_code = 404
+    default_code = SCENARIO_RESULT_NOT_FOUND
+
+    def __init__(self, operation_id: str, scenario_name: str | None, failed_reason: str | None = None):
+        if scenario_name is None:  # not even a scenario name: not echoed
+            super().__init__(f"Operation {operation_id} has no scenario of that name.",
+                             extra={"operation_id": operation_id})
+            return
+        detail = (
+            f"Scenario {scenario_name!r} of operation {operation_id} failed and has no result: {failed_reason}"
+            if failed_reason is not None
+            else f"Operation {operation_id} has no scenario named {scenario_name!r}."
+        )
+        super().__init__(detail, extra={"operation_id": operation_id, "scenario_name": scenario_name})

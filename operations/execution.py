@@ -2,9 +2,10 @@
 
 A run starts with a claim (PENDING -> RUNNING, one conditional UPDATE that hands out the attempt
 number), then parses the stored request, runs the batch with `rebalance_analyze_batch`, renewing
-the lease (and looking for a cancel) before each scenario, and records the outcome - unless the row
-was taken from it meanwhile, in which case what it computed is discarded. The batch itself runs
-outside any transaction, so readers keep polling while it runs.
+the lease (and looking for a cancel, and writing the progress) before each scenario, and records
+the outcome - unless the row was taken from it meanwhile, in which case what it computed is
+discarded. The batch itself runs outside any transaction, so readers keep polling while it runs;
+meanwhile it holds each finished scenario only as a zstd frame, the form it is stored in.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TypedDict
 from django.db import DatabaseError, InterfaceError
 
 from dpm_async.correlation import correlation_id_bound
+from dpm_async.encoding import zstd_compress
 from dpm_async.problems import RequestInvalid
 from operations.access import OperationScope
 from operations.errors import (
@@ -39,7 +41,7 @@ from operations.services import (
 )
 from rebalance.batch import BatchRebalanceRequest
 from rebalance.parsing import batch_request_parse
-from rebalance.services import rebalance_analyze_batch
+from rebalance.services import BatchProgress, rebalance_analyze_batch
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,10 @@ def operation_run_claimed(
 class _RunStopped(Exception):
     """Raised between scenarios when the row no longer belongs to this run (cancelled or lost)."""
 
+    def __init__(self, progress: BatchProgress) -> None:
+        super().__init__(progress.current)
+        self.progress = progress
+
 
 def operation_run_batch(
     operation_id: str, correlation_id: str, attempt: int, batch: BatchRebalanceRequest,
@@ -110,18 +116,20 @@ def operation_run_batch(
 
     Returns whether the outcome was recorded.
     """
-    def before_scenario(_name: str) -> None:
-        # One conditional UPDATE both checks and renews, so a cancel or a lease recovery is seen
-        # before the next scenario starts.
-        if not operation_lease_renew(operation_id, attempt, unless_cancelled=True):
-            raise _RunStopped()
+    def before_scenario(progress: BatchProgress) -> None:
+        # One conditional UPDATE checks, renews and writes the progress, so a cancel or a lease
+        # recovery is seen before the next scenario starts, and a poll sees the run advance.
+        if not operation_lease_renew(operation_id, attempt, unless_cancelled=True, progress=progress):
+            raise _RunStopped(progress)
         if on_scenario is not None:
             on_scenario()
 
     try:
-        result = rebalance_analyze_batch(batch, correlation_id=correlation_id, before_scenario=before_scenario)
-    except _RunStopped:
-        return operation_stop(operation_id, attempt)
+        outcome = rebalance_analyze_batch(
+            batch, correlation_id=correlation_id, before_scenario=before_scenario, keep=zstd_compress
+        )
+    except _RunStopped as stopped:
+        return operation_stop(operation_id, attempt, stopped.progress)
     except (DatabaseError, InterfaceError):
         # The heartbeat could not reach the database (the engine never touches it): that is not the
         # batch's fault, so the operation is not failed. The run is abandoned; its lease lapses
@@ -140,7 +148,7 @@ def operation_run_batch(
                 f"details under correlation id {correlation_id}.",
             ),
         )
-    return operation_complete(operation_id, attempt, result)
+    return operation_complete(operation_id, attempt, outcome)
 
 
 class QueuedRun(TypedDict):

@@ -1,8 +1,10 @@
-"""The async operation (RFC-0018, spec/api.md sections 2, 3 and 6).
+"""The async operation (RFC-0018, spec/api.md sections 2, 3 and 6) and its stored scenario results.
 
 Only `operations/services.py` changes an operation's state. The table's constraints make an
-inconsistent row impossible whatever code writes it: a result exists iff SUCCEEDED, an error iff
-FAILED, `finished_at` iff terminal, a lease only while RUNNING.
+inconsistent row impossible whatever code writes it: a result envelope exists iff SUCCEEDED, an
+error iff FAILED, `finished_at` iff terminal, a lease only while RUNNING, progress within its
+bounds. A SUCCEEDED operation's scenario results are rows of `OperationScenarioResult`, written in
+the transaction that makes it SUCCEEDED (docs/operations.md, "Storage").
 """
 
 from __future__ import annotations
@@ -140,9 +142,10 @@ class Operation(models.Model):
     # The user who submitted it: for anyone else it does not exist (operations/access.py). NULL
     # when submitted anonymously with DPM_API_AUTH_REQUIRED=false. Deleting a user deletes their
     # operations: a NULL owner would hand them to anonymous callers. Indexed by the owner indexes
-    # below (owner first), so no separate FK index.
+    # below (owner first), so no separate FK index. The database cascades (and on to the scenario
+    # results), so deleting a user never loads their operations.
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, db_index=False,
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DB_CASCADE, db_index=False,
         related_name="operations",
     )
     # Unique per owner (constraints below).
@@ -162,15 +165,27 @@ class Operation(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Set by cancel on a RUNNING operation; the runner stops before its next scenario.
     cancel_requested = models.BooleanField(default=False)
+    # Progress of the current (or last) run, written by the lease renewal before each scenario and
+    # by the UPDATE that ends the run: scenarios in the request; finished so far (failed ones
+    # included); failed so far; the one running now.
+    scenarios_total = models.PositiveIntegerField(default=0)
+    scenarios_done = models.PositiveIntegerField(default=0)
+    scenarios_failed = models.PositiveIntegerField(default=0)
+    current_scenario = models.CharField(max_length=64, null=True, blank=True)
+    # Name -> READY, PENDING_REVIEW, BLOCKED or FAILED of each scenario finished so far (the
+    # resource lists them in code-point order of the names, the order they run in).
+    scenario_statuses = models.JSONField(default=dict, blank=True)
     # {"code", "message", "details"}; small, so a plain JSON field.
     error = models.JSONField(null=True, blank=True)
+    # SUCCEEDED only: the BatchRebalanceSummary (the result without `results`: batch_run_id,
+    # run_at_utc, base_snapshot_ids, comparison_metrics, failed_scenarios, warnings) exactly as the
+    # full result carries it. A few KB: `/summary` and every status read stay on this row.
+    result_envelope = RawJSONField(null=True, blank=True)
     # The payloads come last, on purpose: SQLite stores a row's columns in order and reaches a
     # column only by walking the overflow pages of every large column before it, so a 70 MB result
     # in the middle of the row would make every status or list read walk 70 MB.
     # The validated request, re-serialised canonically (BatchRequest.canonical_json()).
     request = RawJSONField()
-    # The encoded BatchRebalanceResult exactly as the engine service produced it.
-    result = RawJSONField(null=True, blank=True)
 
     objects = OperationQuerySet.as_manager()
 
@@ -191,9 +206,22 @@ class Operation(models.Model):
                 condition=Q(operation_type__in=OperationType.values), name="operation_type_valid"
             ),
             models.CheckConstraint(
-                condition=Q(status=OperationStatus.SUCCEEDED, result__isnull=False)
-                | (~Q(status=OperationStatus.SUCCEEDED) & Q(result__isnull=True)),
+                condition=Q(status=OperationStatus.SUCCEEDED, result_envelope__isnull=False)
+                | (~Q(status=OperationStatus.SUCCEEDED) & Q(result_envelope__isnull=True)),
                 name="operation_result_iff_succeeded",
+            ),
+            models.CheckConstraint(
+                condition=Q(scenarios_done__lte=models.F("scenarios_total"))
+                & Q(scenarios_failed__lte=models.F("scenarios_done")),
+                name="operation_progress_bounded",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=OperationStatus.SUCCEEDED) | Q(scenarios_done=models.F("scenarios_total")),
+                name="operation_succeeded_all_done",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=OperationStatus.RUNNING) | Q(current_scenario__isnull=True),
+                name="operation_current_scenario_only_running",
             ),
             models.CheckConstraint(
                 condition=Q(status=OperationStatus.FAILED, error__isnull=False)
@@ -253,3 +281,57 @@ class Operation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class ScenarioResultStatus(models.TextChoices):
+    READY = "READY"
+    PENDING_REVIEW = "PENDING_REVIEW"
+    BLOCKED = "BLOCKED"
+
+
+class CompressedField(models.BinaryField[bytes | memoryview, bytes | memoryview]):
+    """Bytes kept as they are written, uncompressed by the database: they are zstd frames already.
+
+    On PostgreSQL the column's storage is EXTERNAL (set by the migration that creates it): large
+    values still go out of line to TOAST, but TOAST does not compress them a second time, and a
+    read of a few bytes (`substring`) or of the length needs no decompression.
+    """
+
+    description = "zstd-compressed bytes"
+
+
+class OperationScenarioResult(models.Model):
+    """One scenario's `RebalanceResult` of a SUCCEEDED operation, compressed at rest.
+
+    `body` is one zstd frame of the exact JSON text the synchronous endpoint would answer for the
+    scenario (`size` bytes). A scenario that failed has no row: it is in the envelope's
+    `failed_scenarios`. The rows of an operation are written in the one transaction that makes it
+    SUCCEEDED (services.operation_complete) and deleted with it (ON DELETE CASCADE in the database,
+    so the purge's one DELETE per batch takes them along).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    operation = models.ForeignKey(Operation, on_delete=models.DB_CASCADE, related_name="scenario_results",
+                                  db_index=False)
+    # The scenario's place in the result: 0, 1, ... in code-point order of the names.
+    position = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=ScenarioResultStatus.choices)
+    # Length of the JSON text (what an identity answer sends for it).
+    size = models.PositiveBigIntegerField()
+    # The body comes last: SQLite reaches a column only past every large column before it.
+    body = CompressedField()
+
+    class Meta:
+        ordering = ("operation", "position")
+        constraints = [
+            # Also the index of every read: one scenario by name, all of them by position.
+            models.UniqueConstraint(fields=["operation", "name"], name="scenario_result_name_unique"),
+            models.UniqueConstraint(fields=["operation", "position"], name="scenario_result_position_unique"),
+            models.CheckConstraint(condition=Q(status__in=ScenarioResultStatus.values),
+                                   name="scenario_result_status_valid"),
+            models.CheckConstraint(condition=Q(size__gt=0), name="scenario_result_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation_id} {self.name} {self.status}"

@@ -18,10 +18,11 @@ from operations.access import OperationScope
 from operations.errors import OperationNotFound, OperationNotOwned
 from operations.models import OPERATION_ID_PATTERN, Operation, OperationQuerySet
 
-# Fields a status answer needs: everything but the (large) request and result.
+# Fields a status answer (and a list item) needs: everything but the request and the envelope.
 STATUS_FIELDS = (
     "id", "operation_type", "status", "correlation_id", "created_at", "started_at", "finished_at",
-    "expires_at", "attempt", "owner",
+    "expires_at", "attempt", "owner", "cancel_requested", "scenarios_total", "scenarios_done",
+    "scenarios_failed", "current_scenario", "scenario_statuses",
 )
 
 
@@ -30,8 +31,9 @@ def _live(now: datetime | None = None) -> OperationQuerySet:
 
 
 def operation_get(operation_id: str, *, scope: OperationScope) -> Operation:
-    """The operation with its result and error, in one query; 404 when unknown, expired or not
-    visible in `scope`. The request is not loaded: no answer shows it."""
+    """The operation with its result envelope and error, in one query; 404 when unknown, expired or
+    not visible in `scope`. The request is not loaded (no answer shows it), nor any scenario result
+    (operations/results.py reads those when an answer needs them)."""
     if not OPERATION_ID_PATTERN.fullmatch(operation_id):
         raise OperationNotFound()
     operation = _live().visible_in(scope).defer("request").filter(pk=operation_id).first()

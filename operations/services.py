@@ -5,10 +5,12 @@ whose row count says whether this caller won. Losing a race is a normal outcome:
 (and becomes a 409 at the HTTP edge), never an exception that leaks as a 500, and nothing here
 reads a row and then saves it.
 
-A run is fenced by the attempt number it claimed: the runner's writes (lease renewal, result,
-failure) all filter on `status=RUNNING, attempt=<claimed>`, so once anyone else has moved the row
-on (a cancel that ended it, a lease recovery that took it back), a late result is discarded.
-Each statement commits on its own (autocommit): no long transaction is ever held.
+A run is fenced by the attempt number it claimed: the runner's writes (lease renewal with progress,
+result, failure) all filter on `status=RUNNING, attempt=<claimed>`, so once anyone else has moved
+the row on (a cancel that ended it, a lease recovery that took it back), a late result is
+discarded. Each statement commits on its own (autocommit), except the end of a successful run: its
+UPDATE to SUCCEEDED and the INSERTs of its scenario results are one short transaction, so the
+results become visible exactly when (and only if) the run's fenced UPDATE wins.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from operations.access import OperationScope
@@ -32,8 +35,15 @@ from operations.errors import (
     operation_failure,
 )
 from operations.links import operation_status_url
-from operations.models import OPERATION_ID_PATTERN, Operation, OperationStatus, OperationType
+from operations.models import (
+    OPERATION_ID_PATTERN,
+    Operation,
+    OperationScenarioResult,
+    OperationStatus,
+    OperationType,
+)
 from operations.selectors import operation_get, operation_to_act_on
+from rebalance.services import BatchOutcome, BatchProgress
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +58,7 @@ PURGE_BATCH_SIZE = 1000
 # --- create ----------------------------------------------------------------------------------
 
 def operation_insert_or_existing(
-    *, owner_id: int | None, correlation_id: str, request: bytes, request_fingerprint: str
+    *, owner_id: int | None, correlation_id: str, request: bytes, request_fingerprint: str, scenarios_total: int
 ) -> tuple[Operation, bool]:
     """Inserts a PENDING operation, or returns the identical one (with its result) already there.
 
@@ -82,6 +92,7 @@ def operation_insert_or_existing(
                 correlation_id=correlation_id,
                 request=request,
                 request_fingerprint=request_fingerprint,
+                scenarios_total=scenarios_total,
                 created_at=now,
                 expires_at=now + ttl(),
             )
@@ -99,6 +110,11 @@ def operation_insert_or_existing(
 
 
 # --- a run: claim, keep, finish ---------------------------------------------------------------
+
+# A run starts from no progress (a rerun after lease recovery starts over).
+_PROGRESS_RESET: dict[str, Any] = {
+    "scenarios_done": 0, "scenarios_failed": 0, "current_scenario": None, "scenario_statuses": {},
+}
 
 def operation_claim(operation: Operation, *, now: datetime | None = None) -> int | None:
     """PENDING -> RUNNING in one conditional UPDATE; returns the claimed attempt, None if lost.
@@ -118,25 +134,32 @@ def operation_claim(operation: Operation, *, now: datetime | None = None) -> int
         lease_expires_at=lease_end,
         expires_at=lease_end + ttl(),
         cancel_requested=False,
+        **_PROGRESS_RESET,
     )
     return attempt if claimed == 1 else None
 
 
 def operation_lease_renew(
-    operation_id: str, attempt: int, *, unless_cancelled: bool = False, now: datetime | None = None
+    operation_id: str, attempt: int, *, unless_cancelled: bool = False, progress: BatchProgress | None = None,
+    now: datetime | None = None,
 ) -> bool:
     """Pushes the lease of run `attempt` on; False once the row is no longer that run's.
 
     With `unless_cancelled` (the runner between scenarios) a cancel request also answers False,
     so one UPDATE both checks and renews and the run stops before its next scenario. The lease
     keeper renews regardless: the run keeps its lease until it reaches the next scenario and stops
-    there (the cancel wins either way).
+    there (the cancel wins either way). `progress` (the runner, before each scenario) is written
+    by the same UPDATE: polling clients see the run advance at no extra statement.
     """
     lease_end = (now or timezone.now()) + lease()
     runs = Operation.objects.filter(pk=operation_id, status=RUNNING, attempt=attempt)
     if unless_cancelled:
         runs = runs.filter(cancel_requested=False)
-    return runs.update(lease_expires_at=lease_end, expires_at=lease_end + ttl()) == 1
+    fields: dict[str, Any] = {"lease_expires_at": lease_end, "expires_at": lease_end + ttl()}
+    if progress is not None:
+        fields.update(scenarios_done=progress.done, scenarios_failed=progress.failed,
+                      current_scenario=progress.current, scenario_statuses=progress.statuses)
+    return runs.update(**fields) == 1
 
 
 def _cancelled_failure(while_status: str) -> dict[str, Any]:
@@ -146,31 +169,59 @@ def _cancelled_failure(while_status: str) -> dict[str, Any]:
 
 
 def _terminal_fields(now: datetime) -> dict[str, Any]:
-    return {"finished_at": now, "expires_at": now + ttl(), "lease_expires_at": None, "cancel_requested": False}
+    return {"finished_at": now, "expires_at": now + ttl(), "lease_expires_at": None, "cancel_requested": False,
+            "current_scenario": None}
 
 
-def operation_stop(operation_id: str, attempt: int) -> bool:
-    """Ends a run that was asked to cancel as FAILED OPERATION_CANCELLED; a fenced run ends silently."""
+def operation_stop(operation_id: str, attempt: int, progress: BatchProgress | None = None) -> bool:
+    """Ends a run that was asked to cancel as FAILED OPERATION_CANCELLED; a fenced run ends silently.
+
+    `progress` (where the run stopped: the scenarios it finished) stays on the operation."""
     now = timezone.now()
+    fields: dict[str, Any] = {}
+    if progress is not None:
+        fields.update(scenarios_done=progress.done, scenarios_failed=progress.failed,
+                      scenario_statuses=progress.statuses)
     stopped = Operation.objects.filter(
         pk=operation_id, status=RUNNING, attempt=attempt, cancel_requested=True
-    ).update(status=FAILED, error=_cancelled_failure(RUNNING), **_terminal_fields(now))
+    ).update(status=FAILED, error=_cancelled_failure(RUNNING), **fields, **_terminal_fields(now))
     if stopped != 1:
         logger.info("operation %s attempt %s lost its lease; its run is discarded", operation_id, attempt)
     return stopped == 1
 
 
-def operation_complete(operation_id: str, attempt: int, result: bytes) -> bool:
-    """RUNNING -> SUCCEEDED with the encoded result, if this run still owns the row.
+def operation_complete(operation_id: str, attempt: int, outcome: BatchOutcome) -> bool:
+    """RUNNING -> SUCCEEDED with the batch's outcome, if this run still owns the row.
 
-    A cancel that arrived during the last scenario wins: the run ends cancelled, since the caller
-    was told it would. Returns whether this run's outcome was recorded.
+    `outcome` holds each scenario's text as a zstd frame (`keep=zstd_compress`): those frames are
+    stored as they are, one row per scenario, and the envelope goes on the operation. The fenced
+    UPDATE comes first and the INSERTs follow in the same transaction, so the results exist iff
+    this run's UPDATE won: a late run's INSERTs never happen, and a reader never sees a SUCCEEDED
+    operation without all its results. A cancel that arrived during the last scenario wins: the
+    run ends cancelled, since the caller was told it would. Returns whether this run's outcome was
+    recorded.
     """
     now = timezone.now()
+    statuses = outcome.statuses
     try:
-        completed = Operation.objects.filter(
-            pk=operation_id, status=RUNNING, attempt=attempt, cancel_requested=False
-        ).update(status=SUCCEEDED, result=result, **_terminal_fields(now))
+        with transaction.atomic():
+            completed = Operation.objects.filter(
+                pk=operation_id, status=RUNNING, attempt=attempt, cancel_requested=False
+            ).update(
+                status=SUCCEEDED, result_envelope=outcome.envelope(), scenarios_total=len(statuses),
+                scenarios_done=len(statuses), scenarios_failed=len(outcome.failed_scenarios),
+                scenario_statuses=statuses, **_terminal_fields(now),
+            )
+            if completed == 1:
+                # One scenario per INSERT: the statement never holds more than one scenario's bytes.
+                OperationScenarioResult.objects.bulk_create(
+                    (
+                        OperationScenarioResult(operation_id=operation_id, position=position, name=scenario.name,
+                                                status=scenario.status, size=scenario.size, body=scenario.body)
+                        for position, scenario in enumerate(outcome.scenarios)
+                    ),
+                    batch_size=1,
+                )
     except Exception:
         # Storing the result itself failed (the database refused it): the operation must still end.
         logger.exception("storing the result of operation %s failed", operation_id)
@@ -268,7 +319,7 @@ def operations_leases_settle(*, now: datetime | None = None) -> LeaseSettlement:
     candidates = stale.filter(attempt__lt=attempts, cancel_requested=False).values_list("pk", "attempt")
     for operation_id, attempt in candidates:
         moved = stale.filter(pk=operation_id, attempt=attempt, cancel_requested=False).update(
-            status=PENDING, started_at=None, lease_expires_at=None, expires_at=now + ttl()
+            status=PENDING, started_at=None, lease_expires_at=None, expires_at=now + ttl(), **_PROGRESS_RESET
         )
         if moved == 1:  # else its runner finished, or another worker settled it, in between
             logger.warning("operation %s lost its runner (attempt %s); requeued", operation_id, attempt)

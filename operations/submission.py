@@ -41,6 +41,7 @@ def operation_submit(batch: BatchRebalanceRequest, *, correlation_id: str, owner
         correlation_id=correlation_id,
         request=canonical.json,
         request_fingerprint=canonical.fingerprint,
+        scenarios_total=len(batch.scenarios),
     )
     if not created:
         return Submission(operation=operation, replayed=True)

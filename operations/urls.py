@@ -11,6 +11,8 @@ from operations.views import (
     OperationDetailView,
     OperationExecuteView,
     OperationListView,
+    OperationScenarioResultView,
+    OperationSummaryView,
     RebalanceAnalysisAsyncView,
 )
 
@@ -25,4 +27,10 @@ urlpatterns = [
     path("operations/<str:operation_id>", OperationDetailView.as_view(), name="operation-detail"),
     path("operations/<str:operation_id>/execute", OperationExecuteView.as_view(), name="operation-execute"),
     path("operations/<str:operation_id>/cancel", OperationCancelView.as_view(), name="operation-cancel"),
+    path("operations/<str:operation_id>/summary", OperationSummaryView.as_view(), name="operation-summary"),
+    path(
+        "operations/<str:operation_id>/results/<str:scenario_name>",
+        OperationScenarioResultView.as_view(),
+        name="operation-scenario-result",
+    ),
 ]

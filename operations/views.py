@@ -6,34 +6,63 @@ one exception handler; nothing here catches.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dpm_async.correlation import CORRELATION_HEADER, correlation_id_of_request
-from dpm_async.openapi import Shape, problem_responses
+from dpm_async.encoding import Piece, encoded_response, request_coding, wants_single_frame
+from dpm_async.openapi import (
+    Shape,
+    encoded_answer_headers,
+    problem_responses,
+)
 from operations.access import OperationScope, operation_scope_for_user
 from operations.config import manual_execution_check, manual_execution_enabled, operations_enabled_check
+from operations.errors import OperationResultNotReady, ScenarioResultNotFound
 from operations.execution import operation_execute
 from operations.links import operation_status_url
-from operations.models import Operation
-from operations.resource import OperationPage, OperationResource, operation_resource_json, operation_summary
+from operations.models import Operation, OperationStatus
+from operations.resource import (
+    OperationOverview,
+    OperationPage,
+    OperationResource,
+    operation_etag,
+    operation_overview_json,
+    operation_resource_pieces,
+    operation_summary,
+    retry_after_seconds,
+    scenario_result_etag,
+)
+from operations.results import operation_scenario_result
 from operations.selectors import operation_get, operation_get_by_correlation, operations_list
 from operations.serializers import OperationListQuerySerializer, cursor_encode, operation_list_query_parse
 from operations.services import operation_cancel
 from operations.submission import operation_submit
 from rebalance.batch import BatchRebalanceRequest
+from rebalance.engine.shapes import SCENARIO_NAME_PATTERN
+from rebalance.engine.wire_types import RebalanceResult
 from rebalance.parsing import batch_request_parse
 
 LOCATION_HEADER = "Location"
 RETRY_AFTER_HEADER = "Retry-After"
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
-# Seconds a client should wait before polling an unfinished operation again.
-RETRY_AFTER_SECONDS = 1
+ETAG_HEADER = "ETag"
+IF_NONE_MATCH_META_KEY = "HTTP_IF_NONE_MATCH"
+# A resource whose result is larger than this is streamed (its stored frames fetched one at a time
+# as it is sent); a smaller one is built whole, which costs less for a few hundred KB.
+STREAM_ABOVE_BYTES = 1 << 20
+_SCENARIO_NAME = re.compile(SCENARIO_NAME_PATTERN)
+# The instant `Retry-After` is estimated at (a test sets its own).
+clock = timezone.now
 
 # --- OpenAPI pieces --------------------------------------------------------------------------
 
@@ -53,9 +82,22 @@ _LOCATION_RESPONSE = OpenApiParameter(
     description="The operation's `status_url`.",
 )
 _RETRY_AFTER_RESPONSE = OpenApiParameter(
-    RETRY_AFTER_HEADER, location=OpenApiParameter.HEADER, response=[200, 202], type=int,
-    description="Seconds to wait before polling again; sent while the operation is PENDING or RUNNING.",
+    RETRY_AFTER_HEADER, location=OpenApiParameter.HEADER, response=[200, 202, 304], type=int,
+    description="Seconds to wait before polling again, 1 to 30, from the progress so far (time per finished "
+    "scenario times scenarios left); sent while the operation is PENDING or RUNNING.",
 )
+_ETAG_RESPONSE = OpenApiParameter(
+    ETAG_HEADER, location=OpenApiParameter.HEADER, response=[200, 202, 304], required=True, type=str,
+    description="A weak validator of the operation's current state: send it back as `If-None-Match` to be "
+    "answered 304 while nothing changed.",
+)
+_IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", location=OpenApiParameter.HEADER, required=False, type=str,
+    description="The `ETag` of an earlier answer: 304 without a body while it is still current.",
+)
+_ENCODED = encoded_answer_headers([200, 202], not_modified=True)
+_CONDITIONAL = [_IF_NONE_MATCH, _ETAG_RESPONSE]
+_NOT_MODIFIED = OpenApiResponse(response=None, description="Not modified: `If-None-Match` names the current `ETag`. No body.")
 _REPLAYED_RESPONSE = OpenApiParameter(
     IDEMPOTENT_REPLAYED_HEADER, location=OpenApiParameter.HEADER, response=[200], type=str, enum=["true"],
     description="`true` when an identical earlier submission is returned instead of a new operation.",
@@ -69,20 +111,59 @@ _NOT_OWNED = ("`DPM_ASYNC_OPERATION_NOT_OWNED`: staff can read this operation bu
               "execute or cancel it. `PERMISSION_DENIED`: a session caller without the CSRF token.")
 
 
-def _operation_response(operation: Operation, *, status: int = 200, replayed: bool = False,
-                        location: bool = False) -> HttpResponse:
-    response = HttpResponse(
-        operation_resource_json(operation, executable_enabled=manual_execution_enabled()),
-        status=status,
-        content_type="application/json",
-    )
+def _not_modified(request: HttpRequest, etag: str) -> bool:
+    """`If-None-Match` names `etag` (weak comparison, RFC 9110 section 13.1.2), or is `*`."""
+    header = request.META.get(IF_NONE_MATCH_META_KEY)
+    if not header:
+        return False
+    tags = parse_etags(header)
+    return "*" in tags or any(_weak(tag) == _weak(etag) for tag in tags)
+
+
+def _weak(tag: str) -> str:
+    return tag[2:] if tag.startswith("W/") else tag
+
+
+def _not_modified_response(etag: str, retry_after: int | None) -> HttpResponse:
+    response = HttpResponse(status=304)
+    del response["Content-Type"]
+    response[ETAG_HEADER] = etag
+    if retry_after is not None:
+        response[RETRY_AFTER_HEADER] = str(retry_after)
+    patch_vary_headers(response, ("Accept-Encoding",))
+    return response
+
+
+def _with_state_headers(response: HttpResponse | StreamingHttpResponse, etag: str,
+                        retry_after: int | None) -> HttpResponse | StreamingHttpResponse:
+    response[ETAG_HEADER] = etag
+    if retry_after is not None:
+        response[RETRY_AFTER_HEADER] = str(retry_after)
+    return response
+
+
+def _operation_response(request: HttpRequest, operation: Operation, *, status: int = 200,
+                        replayed: bool = False, location: bool = False,
+                        conditional: bool = False) -> HttpResponse | StreamingHttpResponse:
+    """The resource in the caller's coding, with `ETag`, `Vary`, and `Retry-After` while unfinished;
+    304 when `conditional` (a GET) and `If-None-Match` names the current state."""
+    executable_enabled = manual_execution_enabled()
+    etag = operation_etag(operation, executable_enabled=executable_enabled)
+    retry_after = retry_after_seconds(operation, clock())
+    if conditional and _not_modified(request, etag):
+        return _not_modified_response(etag, retry_after)
+    pieces = list(operation_resource_pieces(operation, executable_enabled=executable_enabled))
+    response = encoded_response(pieces, request_coding(request), status=status, stream=_is_large(pieces),
+                                single_frame=wants_single_frame(request))
     if location:
         response[LOCATION_HEADER] = operation_status_url(operation.id)
-    if not operation.is_terminal:
-        response[RETRY_AFTER_HEADER] = str(RETRY_AFTER_SECONDS)
     if replayed:
         response[IDEMPOTENT_REPLAYED_HEADER] = "true"
-    return response
+    return _with_state_headers(response, etag, retry_after)
+
+
+def _is_large(pieces: list[Piece]) -> bool:
+    return sum(len(p) if isinstance(p, bytes) else p.size for p in pieces) > STREAM_ABOVE_BYTES
 
 
 class OperationsAPIView(APIView):
@@ -113,7 +194,7 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
         ),
         request=Shape(BatchRebalanceRequest),
         parameters=[_CORRELATION_REQUEST, _CORRELATION_RESPONSE, _LOCATION_RESPONSE, _RETRY_AFTER_RESPONSE,
-                    _REPLAYED_RESPONSE],
+                    _REPLAYED_RESPONSE, _ETAG_RESPONSE, *_ENCODED],
         responses={
             202: OpenApiResponse(Shape(OperationResource), description="Accepted; the operation with its true status."),
             200: OpenApiResponse(Shape(OperationResource), description="Replay of an identical earlier submission."),
@@ -132,12 +213,13 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
         },
         tags=["operations"],
     )
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
         batch = batch_request_parse(request.data)
         submission = operation_submit(
             batch, correlation_id=correlation_id_of_request(), owner_id=self.scope(request).owner_id
         )
         return _operation_response(
+            request,
             submission.operation,
             status=200 if submission.replayed else 202,
             replayed=submission.replayed,
@@ -182,13 +264,19 @@ class OperationDetailView(OperationsAPIView):
     @extend_schema(
         operation_id="operation_get",
         summary="Get an operation",
-        description="With `result` once SUCCEEDED and `error` once FAILED; `Retry-After` while unfinished.",
-        parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE],
-        responses={200: Shape(OperationResource), **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
+        description=(
+            "With `result` once SUCCEEDED and `error` once FAILED; `progress` and `scenario_statuses` "
+            "while it runs; `Retry-After` while unfinished. A finished result is streamed from storage; "
+            "a client that accepts `zstd` gets the stored compressed bytes as they are. "
+            "`If-None-Match` with the current `ETag`: 304."
+        ),
+        parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE, *_CONDITIONAL, *_ENCODED],
+        responses={200: Shape(OperationResource), 304: _NOT_MODIFIED,
+                   **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
         tags=["operations"],
     )
-    def get(self, request: Request, operation_id: str) -> HttpResponse:
-        return _operation_response(operation_get(operation_id, scope=self.scope(request)))
+    def get(self, request: Request, operation_id: str) -> HttpResponse | StreamingHttpResponse:
+        return _operation_response(request, operation_get(operation_id, scope=self.scope(request)), conditional=True)
 
 
 class OperationByCorrelationView(OperationsAPIView):
@@ -202,12 +290,16 @@ class OperationByCorrelationView(OperationsAPIView):
                              description="The `X-Correlation-Id` the operation was submitted with."),
             _CORRELATION_RESPONSE,
             _RETRY_AFTER_RESPONSE,
+            *_CONDITIONAL,
+            *_ENCODED,
         ],
-        responses={200: Shape(OperationResource), **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
+        responses={200: Shape(OperationResource), 304: _NOT_MODIFIED,
+                   **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
         tags=["operations"],
     )
-    def get(self, request: Request, correlation_id: str) -> HttpResponse:
-        return _operation_response(operation_get_by_correlation(correlation_id, scope=self.scope(request)))
+    def get(self, request: Request, correlation_id: str) -> HttpResponse | StreamingHttpResponse:
+        operation = operation_get_by_correlation(correlation_id, scope=self.scope(request))
+        return _operation_response(request, operation, conditional=True)
 
 
 class OperationExecuteView(OperationsAPIView):
@@ -224,7 +316,7 @@ class OperationExecuteView(OperationsAPIView):
             "concurrent caller (409)."
         ),
         request=None,
-        parameters=[_OPERATION_ID, _CORRELATION_RESPONSE],
+        parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _ETAG_RESPONSE, *_ENCODED],
         responses={
             200: Shape(OperationResource),
             **problem_responses(
@@ -239,9 +331,9 @@ class OperationExecuteView(OperationsAPIView):
         },
         tags=["operations"],
     )
-    def post(self, request: Request, operation_id: str) -> HttpResponse:
+    def post(self, request: Request, operation_id: str) -> HttpResponse | StreamingHttpResponse:
         manual_execution_check()
-        return _operation_response(operation_execute(operation_id, scope=self.scope(request)))
+        return _operation_response(request, operation_execute(operation_id, scope=self.scope(request)))
 
 
 class OperationCancelView(OperationsAPIView):
@@ -253,11 +345,11 @@ class OperationCancelView(OperationsAPIView):
         description=(
             "A PENDING operation becomes FAILED with `OPERATION_CANCELLED` at once. A RUNNING one "
             "stops before its next scenario and then ends the same way; the answer still shows it "
-            "RUNNING. A finished one is a 409. Only the owner cancels an operation (staff cancel "
-            "through the admin)."
+            "RUNNING, with `cancel_requested: true`. A finished one is a 409. Only the owner cancels "
+            "an operation (staff cancel through the admin)."
         ),
         request=None,
-        parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE],
+        parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE, _ETAG_RESPONSE, *_ENCODED],
         responses={
             200: Shape(OperationResource),
             **problem_responses(
@@ -271,5 +363,83 @@ class OperationCancelView(OperationsAPIView):
         },
         tags=["operations"],
     )
-    def post(self, request: Request, operation_id: str) -> HttpResponse:
-        return _operation_response(operation_cancel(operation_id, scope=self.scope(request)))
+    def post(self, request: Request, operation_id: str) -> HttpResponse | StreamingHttpResponse:
+        return _operation_response(request, operation_cancel(operation_id, scope=self.scope(request)))
+
+
+class OperationSummaryView(OperationsAPIView):
+    """`GET /rebalance/operations/{operation_id}/summary`: the resource with the envelope, not the result."""
+
+    @extend_schema(
+        operation_id="operation_summary",
+        summary="Get an operation without its result: progress, verdicts and the batch envelope",
+        description=(
+            "The operation resource with `result_summary` (the result without `results`: "
+            "`comparison_metrics`, `failed_scenarios`, `warnings`, ...) instead of `result`, and each "
+            "scenario's status in `scenario_statuses`. Never reads the stored result: a few KB whatever "
+            "its size. `If-None-Match` with the current `ETag`: 304."
+        ),
+        parameters=[_OPERATION_ID, _CORRELATION_RESPONSE, _RETRY_AFTER_RESPONSE, *_CONDITIONAL, *_ENCODED],
+        responses={200: Shape(OperationOverview), 304: _NOT_MODIFIED,
+                   **problem_responses({404: f"{_DISABLED} {_NOT_FOUND}"})},
+        tags=["operations"],
+    )
+    def get(self, request: Request, operation_id: str) -> HttpResponse | StreamingHttpResponse:
+        operation = operation_get(operation_id, scope=self.scope(request))
+        executable_enabled = manual_execution_enabled()
+        etag = operation_etag(operation, executable_enabled=executable_enabled)
+        retry_after = retry_after_seconds(operation, clock())
+        if _not_modified(request, etag):
+            return _not_modified_response(etag, retry_after)
+        body = operation_overview_json(operation, executable_enabled=executable_enabled)
+        return _with_state_headers(encoded_response([body], request_coding(request)), etag, retry_after)
+
+
+class OperationScenarioResultView(OperationsAPIView):
+    """`GET /rebalance/operations/{operation_id}/results/{scenario_name}`: one scenario's result."""
+
+    @extend_schema(
+        operation_id="operation_scenario_result",
+        summary="Get one scenario's result of a finished operation",
+        description=(
+            "Exactly the `RebalanceResult` the full result holds under `results.<scenario_name>`, byte "
+            "for byte, read alone from storage. A client that accepts `zstd` gets the stored compressed "
+            "bytes as they are. `If-None-Match` with the current `ETag`: 304."
+        ),
+        parameters=[
+            _OPERATION_ID,
+            OpenApiParameter("scenario_name", location=OpenApiParameter.PATH, type=str,
+                             description="A scenario name of the batch (`[a-z0-9_-]{1,64}`)."),
+            _CORRELATION_RESPONSE,
+            *_CONDITIONAL,
+            *_ENCODED,
+        ],
+        responses={
+            200: Shape(RebalanceResult),
+            304: _NOT_MODIFIED,
+            **problem_responses(
+                {
+                    404: f"{_DISABLED} {_NOT_FOUND} `DPM_ASYNC_SCENARIO_RESULT_NOT_FOUND`: the operation has no "
+                    "result under that name: no such scenario (`scenario_name` names it), or it failed (the "
+                    "detail gives its reason, as `failed_scenarios` does).",
+                    409: "`DPM_ASYNC_OPERATION_RESULT_NOT_READY`: the operation has not SUCCEEDED: it is PENDING "
+                    "or RUNNING (poll it), or FAILED (see its `error`); `operation_status` says which.",
+                }
+            ),
+        },
+        tags=["operations"],
+    )
+    def get(self, request: Request, operation_id: str, scenario_name: str) -> HttpResponse | StreamingHttpResponse:
+        operation = operation_get(operation_id, scope=self.scope(request))
+        if operation.status != OperationStatus.SUCCEEDED:
+            raise OperationResultNotReady(operation.id, operation.status)
+        if not _SCENARIO_NAME.fullmatch(scenario_name):
+            raise ScenarioResultNotFound(operation.id, None)
+        etag = scenario_result_etag(operation, scenario_name)
+        if _not_modified(request, etag):
+            return _not_modified_response(etag, None)
+        result = operation_scenario_result(operation, scenario_name)
+        pieces: list[Piece] = [result.frame]
+        response = encoded_response(pieces, request_coding(request), stream=result.frame.size > STREAM_ABOVE_BYTES)
+        response[ETAG_HEADER] = etag
+        return response

@@ -9,7 +9,7 @@ results. Like the engine's shapes, these are the one declaration of their part o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from dpm_async.shapes import Meta
 from rebalance.engine.models import (
@@ -86,6 +86,12 @@ class BaseSnapshotIds(TypedDict):
     market_data_snapshot_id: Annotated[str, Meta(description="The market data's snapshot_id, else `md`.")]
 
 
+# A scenario's outcome in a batch: its result's status, or FAILED when it could not run (it is then in
+# `failed_scenarios`, with the reason).
+type ScenarioStatus = Literal["READY", "PENDING_REVIEW", "BLOCKED", "FAILED"]
+SCENARIO_STATUSES: tuple[ScenarioStatus, ...] = ("READY", "PENDING_REVIEW", "BLOCKED", "FAILED")
+
+
 class BatchRebalanceResult(TypedDict):
     """Result of a what-if batch (spec 2.10): one RebalanceResult per successful scenario.
 
@@ -98,6 +104,22 @@ class BatchRebalanceResult(TypedDict):
     run_at_utc: Annotated[str, Meta(format="date-time", example="2026-03-31T18:02:11.482913+00:00")]
     base_snapshot_ids: BaseSnapshotIds
     results: dict[ScenarioName, RebalanceResult]
+    comparison_metrics: dict[ScenarioName, ComparisonMetric]
+    failed_scenarios: Annotated[
+        dict[ScenarioName, str],
+        Meta(description="Scenario -> `INVALID_OPTIONS: <message>` or `SCENARIO_EXECUTION_ERROR: <type>`."),
+    ]
+    warnings: list[str]
+
+
+class BatchRebalanceSummary(TypedDict):
+    """A what-if batch's result without `results` (`GET /rebalance/operations/{id}/summary`): the
+    envelope, byte for byte as it is in the full `BatchRebalanceResult`. Each scenario's result is
+    at `GET /rebalance/operations/{id}/results/{scenario_name}`."""
+
+    batch_run_id: Annotated[str, Meta(example="batch_7d41c2aa")]
+    run_at_utc: Annotated[str, Meta(format="date-time", example="2026-03-31T18:02:11.482913+00:00")]
+    base_snapshot_ids: BaseSnapshotIds
     comparison_metrics: dict[ScenarioName, ComparisonMetric]
     failed_scenarios: Annotated[
         dict[ScenarioName, str],

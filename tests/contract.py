@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import gzip
 import json
 import re
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+import zstandard
 from drf_spectacular.generators import SchemaGenerator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -111,6 +113,15 @@ class Contract:
                 f"at {'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message[:300]}" for error in errors[:5]
             )
             raise ContractViolation(f"{where}: the body does not match the document: {details}")
+
+
+def decoded(content_encoding: str | None, body: bytes) -> bytes:
+    """An answer's body without its content coding (zstd: every concatenated frame)."""
+    if content_encoding == "gzip":
+        return gzip.decompress(body)
+    if content_encoding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress(body) if body else body
+    return body
 
 
 @functools.cache

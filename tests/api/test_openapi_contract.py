@@ -71,6 +71,12 @@ def test_every_endpoint_answers_as_documented_in_success_and_failure(client, ano
     assert calls.call("POST", f"{finished['status_url']}/cancel").status_code == 409
     failed = operation_row(status="FAILED")
     assert calls.call("GET", f"/rebalance/operations/{failed.id}").status_code == 200
+    assert calls.call("GET", f"{finished['status_url']}/summary").status_code == 200
+    assert calls.call("GET", f"/rebalance/operations/{failed.id}/summary").status_code == 200
+    assert calls.call("GET", "/rebalance/operations/dop_" + "0" * 32 + "/summary").status_code == 404
+    assert calls.call("GET", f"{finished['status_url']}/results/baseline").status_code == 200
+    assert calls.call("GET", f"{finished['status_url']}/results/nothing").status_code == 404
+    assert calls.call("GET", f"/rebalance/operations/{failed.id}/results/baseline").status_code == 409
     cancellable = operation_row()
     assert calls.call("POST", f"/rebalance/operations/{cancellable.id}/cancel").status_code == 200
     assert calls.call("POST", "/rebalance/operations/dop_" + "1" * 32 + "/cancel").status_code == 404

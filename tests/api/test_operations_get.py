@@ -10,6 +10,9 @@ import pytest
 from django.utils import timezone
 
 from operations.models import Operation, OperationStatus
+from rebalance.parsing import batch_request_parse
+from rebalance.services import rebalance_analyze_batch
+from tests.factories.bodies import batch_body
 from tests.factories.operations import operation_resource as resource
 from tests.factories.operations import operation_row, parse, stored_result
 
@@ -48,8 +51,8 @@ def test_get_running_operation_with_retry_after(client):
 
 
 def test_get_succeeded_operation_with_its_result(client):
-    # Stored with whitespace no encoder would write: served as it is, never decoded and re-encoded.
-    text = json.dumps(json.loads(stored_result()), indent=1).encode()
+    # Rebuilt from its stored parts, byte for byte the text the batch runner wrote.
+    text = stored_result()
     operation = operation_row(status=OperationStatus.SUCCEEDED, result=text)
     response = client.get(f"/rebalance/operations/{operation.id}")
     assert response.status_code == 200
@@ -123,10 +126,20 @@ def test_an_operation_expires_at_its_instant(client):
 # Two queries per request: the caller's token (with its user, one join), then the operation.
 
 def test_get_is_one_query(client, django_assert_num_queries):
-    operation = operation_row(status=OperationStatus.SUCCEEDED)
+    operation = operation_row(status=OperationStatus.RUNNING)
     with django_assert_num_queries(2):
         response = client.get(f"/rebalance/operations/{operation.id}")
     assert response.status_code == 200
+
+
+def test_get_of_a_finished_operation_reads_each_scenario_once(client, django_assert_num_queries):
+    body = batch_body(a={"options": {}}, b={"options": {}}, c={"options": {}})
+    operation = operation_row(status=OperationStatus.SUCCEEDED, body=body,
+                              result=rebalance_analyze_batch(batch_request_parse(body), correlation_id="q").json())
+    # The token, the operation, the list of its scenario results (no bodies), then each body.
+    with django_assert_num_queries(2 + 1 + 3):
+        response = client.get(f"/rebalance/operations/{operation.id}")
+    assert list(parse(response)["result"]["results"]) == ["a", "b", "c"]
 
 
 def test_by_correlation_is_one_query(client, django_assert_num_queries):

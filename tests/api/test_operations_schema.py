@@ -19,8 +19,11 @@ def schema() -> dict:
 EXPECTED = {
     ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "403", "404", "409", "411", "413", "415", "500"},
     ("/rebalance/operations", "get"): {"200", "400", "401", "404", "500"},
-    ("/rebalance/operations/{operation_id}", "get"): {"200", "400", "401", "404", "500"},
-    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "400", "401", "404", "500"},
+    ("/rebalance/operations/{operation_id}", "get"): {"200", "304", "400", "401", "404", "500"},
+    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "304", "400", "401", "404", "500"},
+    ("/rebalance/operations/{operation_id}/summary", "get"): {"200", "304", "400", "401", "404", "500"},
+    ("/rebalance/operations/{operation_id}/results/{scenario_name}", "get"): {
+        "200", "304", "400", "401", "404", "409", "500"},
     ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "403", "404", "409", "500"},
     ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "403", "404", "409", "500"},
 }
@@ -31,15 +34,19 @@ def test_every_endpoint_and_status_is_documented(schema):
         responses = schema["paths"][path][method]["responses"]
         assert set(responses) == statuses, (path, method)
         for status, response in responses.items():
+            assert "X-Correlation-Id" in response["headers"]
+            if status == "304":
+                assert "content" not in response and {"ETag", "Vary"} <= set(response["headers"])
+                continue
             media = "application/problem+json" if int(status) >= 400 else "application/json"
             assert list(response["content"]) == [media], (path, method, status)
-            assert "X-Correlation-Id" in response["headers"]
 
 
 def test_submit_documents_its_headers(schema):
     responses = schema["paths"]["/rebalance/analyze/async"]["post"]["responses"]
-    assert set(responses["202"]["headers"]) == {"X-Correlation-Id", "Location", "Retry-After"}
-    assert set(responses["200"]["headers"]) == {"X-Correlation-Id", "Location", "Retry-After", "Idempotent-Replayed"}
+    common = {"X-Correlation-Id", "Location", "Retry-After", "ETag", "Vary", "Content-Encoding"}
+    assert set(responses["202"]["headers"]) == common
+    assert set(responses["200"]["headers"]) == common | {"Idempotent-Replayed"}
     assert responses["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OperationResource"}
 
 
@@ -47,7 +54,8 @@ def test_every_problem_code_is_named_in_the_document(schema):
     text = str(schema["paths"])
     for code in (errors.OPERATIONS_DISABLED, errors.MANUAL_EXECUTION_DISABLED, errors.OPERATION_NOT_FOUND,
                  errors.OPERATION_NOT_EXECUTABLE, errors.OPERATION_NOT_CANCELLABLE,
-                 errors.OPERATION_CORRELATION_CONFLICT, errors.OPERATION_NOT_OWNED):
+                 errors.OPERATION_CORRELATION_CONFLICT, errors.OPERATION_NOT_OWNED, errors.OPERATION_RESULT_NOT_READY,
+                 errors.SCENARIO_RESULT_NOT_FOUND):
         assert f"`{code}`" in text, code
     assert schema["components"]["schemas"]["OperationFailureCode"]["enum"] == list(errors.FAILURE_CODES)
 
@@ -56,7 +64,13 @@ def test_the_resource_fields_are_documented_in_order(schema):
     resource = schema["components"]["schemas"]["OperationResource"]
     assert list(resource["properties"]) == [
         "operation_id", "operation_type", "status", "is_executable", "correlation_id", "created_at", "started_at",
-        "finished_at", "expires_at", "attempt", "status_url", "execute_url", "result", "error",
+        "finished_at", "expires_at", "attempt", "cancel_requested", "progress", "scenario_statuses", "status_url",
+        "execute_url", "result", "error",
+    ]
+    overview = schema["components"]["schemas"]["OperationOverview"]
+    assert list(overview["properties"])[-2:] == ["result_summary", "error"]
+    assert list(schema["components"]["schemas"]["OperationProgress"]["properties"]) == [
+        "scenarios_total", "scenarios_done", "scenarios_failed", "current_scenario",
     ]
     assert schema["components"]["schemas"]["OperationStatus"]["enum"] == ["PENDING", "RUNNING", "SUCCEEDED", "FAILED"]
 

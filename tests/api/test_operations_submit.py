@@ -20,6 +20,7 @@ from tests.factories.operations import (
     operation_row,
     parse,
     result_normalised,
+    stored_full_result,
     submit,
 )
 
@@ -38,6 +39,9 @@ def pending_resource(correlation_id: str, *, executable: bool = True) -> dict:
         "finished_at": None,
         "expires_at": "<instant>",
         "attempt": 0,
+        "cancel_requested": False,
+        "progress": {"scenarios_total": 1, "scenarios_done": 0, "scenarios_failed": 0, "current_scenario": None},
+        "scenario_statuses": {},
         "status_url": "/rebalance/operations/<id>",
         "execute_url": "/rebalance/operations/<id>/execute",
         "result": None,
@@ -64,6 +68,8 @@ def test_inline_answers_202_with_the_finished_operation(client):
         "started_at": "<instant>",
         "finished_at": "<instant>",
         "attempt": 1,
+        "progress": {"scenarios_total": 1, "scenarios_done": 1, "scenarios_failed": 0, "current_scenario": None},
+        "scenario_statuses": {"baseline": "READY"},
         "result": expected_result,
     }
     assert response["Content-Type"] == "application/json"
@@ -159,7 +165,7 @@ def test_result_is_what_the_synchronous_endpoint_returns(client):
 
 def test_stored_result_is_served_byte_for_byte(client):
     payload = parse(submit(client, **{"X-Correlation-Id": "bytes-1"}))
-    stored = Operation.objects.get(pk=payload["operation_id"]).result
+    stored = stored_full_result(payload["operation_id"])
     served = client.get(payload["status_url"]).content
     assert b',"result":' + stored + b',"error":null}' in served
 

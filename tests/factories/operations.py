@@ -9,14 +9,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from operations.models import Operation, OperationStatus, OperationType, operation_id_generate
+from dpm_async.encoding import IDENTITY, body_encode, frame_text, zstd_compress
+from operations.models import (
+    Operation,
+    OperationScenarioResult,
+    OperationStatus,
+    OperationType,
+    operation_id_generate,
+)
+from operations.results import operation_result_pieces
 from rebalance.canonical import request_canonical
 from rebalance.parsing import batch_request_parse
-from rebalance.services import rebalance_analyze_batch
+from rebalance.services import batch_result_pieces, rebalance_analyze_batch
 from tests.factories.bodies import batch_body
 
 ASYNC_URL = "/rebalance/analyze/async"
@@ -57,7 +66,9 @@ def submit(client: Any, body: Any = None, **headers: str) -> Any:
 
 
 def parse(response: Any) -> Any:
-    return json.loads(response.content, parse_float=Decimal)
+    """The answer's JSON (a streamed answer is read to its end)."""
+    content = b"".join(response.streaming_content) if getattr(response, "streaming", False) else response.content
+    return json.loads(content, parse_float=Decimal)
 
 
 def operation_row(
@@ -72,12 +83,14 @@ def operation_row(
 ) -> Operation:
     """Stores an operation directly (a fixture for tests that need a row in a given state).
 
-    Fills in what the constraints require for `status`: a result when SUCCEEDED, an error when
-    FAILED, started/finished/lease timestamps as the status implies. `owner` defaults to the
-    `client` fixture's user; None stores an anonymous (DPM_API_AUTH_REQUIRED=false) operation.
+    Fills in what the constraints require for `status`: a result when SUCCEEDED (`result`: the
+    whole BatchRebalanceResult text, stored in parts as a run stores it; default `stored_result()`),
+    an error when FAILED, started/finished/lease timestamps as the status implies. `owner` defaults
+    to the `client` fixture's user; None stores an anonymous (DPM_API_AUTH_REQUIRED=false) operation.
     """
     now = created_at or timezone.now()
     batch = batch_request_parse(body or batch_body())
+    result = fields.pop("result", None)
     canonical = request_canonical(batch)
     values: dict[str, Any] = {
         "id": operation_id_generate(),
@@ -87,6 +100,7 @@ def operation_row(
         "correlation_id": correlation_id or f"corr-{operation_id_generate()[4:]}",
         "request": canonical.json,
         "request_fingerprint": canonical.fingerprint,
+        "scenarios_total": len(batch.scenarios),
         "created_at": now,
         "expires_at": now + ttl,
     }
@@ -96,18 +110,62 @@ def operation_row(
         values.update(lease_expires_at=now + timedelta(minutes=5))
     if status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
         values.update(finished_at=now)
+    rows: list[OperationScenarioResult] = []
     if status == OperationStatus.SUCCEEDED:
-        values.update(result=stored_result())
+        envelope, statuses, failed, rows = result_parts(result or stored_result())
+        values.update(result_envelope=envelope, scenarios_total=len(statuses), scenarios_done=len(statuses),
+                      scenarios_failed=failed, scenario_statuses=statuses)
     if status == OperationStatus.FAILED:
         values.update(error={"code": "ENGINE_ERROR", "message": "stored failure", "details": {}})
     values.update(fields)
-    return Operation.objects.create(**values)
+    operation = Operation.objects.create(**values)
+    for row in rows:
+        row.operation = operation
+    OperationScenarioResult.objects.bulk_create(rows)
+    return operation
+
+
+def result_parts(text: bytes | str) -> tuple[bytes, dict[str, str], int, list[OperationScenarioResult]]:
+    """A whole BatchRebalanceResult text in its stored parts: the envelope, the statuses, the count
+    of failed scenarios, and one unsaved row per scenario (the scenario's text, re-encoded compactly)."""
+    document = orjson.loads(text)
+    results = document.pop("results")
+    rows = []
+    for position, (name, value) in enumerate(results.items()):
+        body = orjson.dumps(value)
+        rows.append(OperationScenarioResult(position=position, name=name, status=value["status"],
+                                            size=len(body), body=zstd_compress(body)))
+    head = {key: document[key] for key in ("batch_run_id", "run_at_utc", "base_snapshot_ids")}
+    tail = {key: document[key] for key in ("comparison_metrics", "failed_scenarios", "warnings")}
+    envelope = orjson.dumps(head)[:-1] + b"," + orjson.dumps(tail)[1:]
+    statuses = {name: value["status"] for name, value in results.items()}
+    statuses.update({name: "FAILED" for name in document["failed_scenarios"]})
+    return envelope, dict(sorted(statuses.items())), len(document["failed_scenarios"]), rows
+
+
+def stored_outcome(**scenarios: dict[str, Any]) -> Any:
+    """A real BatchOutcome (of `batch_body(**scenarios)`) as a run hands it to `operation_complete`:
+    each scenario's text a zstd frame."""
+    batch = batch_request_parse(batch_body(**scenarios))
+    return rebalance_analyze_batch(batch, correlation_id="stored", keep=zstd_compress)
+
+
+def rebuilt_json(outcome: Any) -> bytes:
+    """The whole BatchRebalanceResult text of an outcome whose scenario texts are zstd frames."""
+    scenarios = ((s.name, frame_text(s.body)) for s in outcome.scenarios)
+    return b"".join(batch_result_pieces(outcome.head(), scenarios, outcome.tail()))
+
+
+def stored_full_result(operation_id: str) -> bytes:
+    """The whole stored result of an operation, rebuilt from its parts as the API serves it."""
+    operation = Operation.objects.get(pk=operation_id)
+    return b"".join(body_encode(operation_result_pieces(operation), IDENTITY).chunks)
 
 
 @functools.cache
 def stored_result() -> bytes:
     """A real BatchRebalanceResult (of `batch_body()`), as a finished operation stores it."""
-    return rebalance_analyze_batch(batch_request_parse(batch_body()), correlation_id="stored")
+    return rebalance_analyze_batch(batch_request_parse(batch_body()), correlation_id="stored").json()
 
 
 def normalised(body: dict[str, Any]) -> dict[str, Any]:
@@ -161,6 +219,14 @@ def operation_resource(operation: Operation, **overrides: Any) -> dict[str, Any]
         "finished_at": operation.finished_at and instant(operation.finished_at),
         "expires_at": instant(operation.expires_at),
         "attempt": operation.attempt,
+        "cancel_requested": operation.cancel_requested,
+        "progress": {
+            "scenarios_total": operation.scenarios_total,
+            "scenarios_done": operation.scenarios_done,
+            "scenarios_failed": operation.scenarios_failed,
+            "current_scenario": operation.current_scenario,
+        },
+        "scenario_statuses": dict(sorted(operation.scenario_statuses.items())),
         "status_url": f"/rebalance/operations/{operation.id}",
         "execute_url": f"/rebalance/operations/{operation.id}/execute",
         "result": None,

@@ -13,6 +13,9 @@ from django.utils import timezone
 
 from operations import admin as operations_admin
 from operations.models import Operation, OperationStatus
+from rebalance.parsing import batch_request_parse
+from rebalance.services import rebalance_analyze_batch
+from tests.factories.bodies import batch_body
 from tests.factories.operations import operation_row
 
 pytestmark = pytest.mark.django_db
@@ -34,13 +37,14 @@ def staff(client):
 
 
 def test_changelist_lists_without_loading_payloads(staff, django_assert_max_num_queries):
-    operation_row(status=OperationStatus.SUCCEEDED, result=json.dumps({"huge": "x" * 1000}))
+    operation_row(status=OperationStatus.SUCCEEDED)
     with django_assert_max_num_queries(12) as captured:
         response = staff.get(CHANGELIST)
     assert response.status_code == 200
     for query in captured.captured_queries:
+        assert "operationscenarioresult" not in query["sql"]
         if "operations_operation" in query["sql"]:
-            assert '"result"' not in query["sql"] and '."request"' not in query["sql"]
+            assert '"result_envelope"' not in query["sql"] and '."request"' not in query["sql"]
 
 
 def test_changelist_filters_and_search(staff):
@@ -73,14 +77,29 @@ def test_detail_is_read_only_with_formatted_json(staff):
     assert 'name="_save"' not in page  # no form to save
 
 
-def test_detail_shows_only_the_head_of_a_large_result(staff):
-    big = json.dumps({"results": ["x" * 100] * 2000})  # ~200 KB
-    operation = operation_row(status=OperationStatus.SUCCEEDED, result=big)
+def test_detail_shows_only_the_head_of_a_large_request(staff):
+    big = json.dumps({"scenarios": {"x": {}}, "pad": ["x" * 100] * 2000})  # ~200 KB
+    operation = operation_row(request=big)
     response = staff.get(change_url(operation))
     assert response.status_code == 200, (response.status_code, response.headers.get("Location"))
     page = response.content.decode()
     assert f"Showing the first {operations_admin.PREVIEW_CHARS:,} of {len(big):,} characters" in page
     assert len(page) < len(big)
+
+
+def test_detail_shows_each_scenario_s_verdict_and_the_envelope_not_the_result(staff, django_assert_max_num_queries):
+    body = batch_body(ok={"options": {}}, bad={"options": {"max_turnover_pct": "1.5"}})
+    operation = operation_row(status=OperationStatus.SUCCEEDED, body=body,
+                              result=rebalance_analyze_batch(batch_request_parse(body), correlation_id="a").json())
+    with django_assert_max_num_queries(12) as captured:
+        response = staff.get(change_url(operation))
+    page = response.content.decode()
+    assert "<tr><td>bad</td><td>FAILED</td><td>INVALID_OPTIONS: Value error, max_turnover_pct must be between 0 " \
+           "and 1 inclusive</td></tr>" in page
+    assert "<tr><td>ok</td><td>READY</td><td></td></tr>" in page
+    assert "&quot;warnings&quot;: [" in page and "PARTIAL_BATCH_FAILURE" in page
+    assert "2 of 2 scenarios done, 1 failed" in page
+    assert not any("operationscenarioresult" in query["sql"] for query in captured.captured_queries)
 
 
 def test_nothing_can_be_added_changed_or_deleted(staff):

@@ -5,12 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from dpm_async.encoding import zstd_compress
 from operations.links import operation_execute_url, operation_status_url
-from operations.models import OPERATION_ID_PATTERN, Operation, OperationStatus, operation_id_generate
+from operations.models import (
+    OPERATION_ID_PATTERN,
+    Operation,
+    OperationScenarioResult,
+    OperationStatus,
+    operation_id_generate,
+)
 from tests.factories.operations import operation_row
 
 pytestmark = pytest.mark.django_db
@@ -35,13 +42,39 @@ def test_urls_match_the_routes():
 
 def test_raw_json_is_stored_and_read_back_as_its_exact_text():
     text = '{"z": 1, "a": "1.10", "n": 2.50, "e": 1E+2, "u": "caf\u00e9 \u20ac", "nested": {"b": [], "a": null}}'
-    operation = operation_row(status=OperationStatus.SUCCEEDED, result=text)
-    assert Operation.objects.get(pk=operation.id).result == text.encode()
+    operation = operation_row(request=text)
+    assert Operation.objects.get(pk=operation.id).request == text.encode()
 
 
 def test_bytes_are_stored_as_their_text():
-    operation = operation_row(status=OperationStatus.SUCCEEDED, result=b'{"b":1,"a":2}')
-    assert Operation.objects.get(pk=operation.id).result == b'{"b":1,"a":2}'
+    operation = operation_row(status=OperationStatus.SUCCEEDED, result_envelope=b'{"b":1,"a":2}')
+    assert Operation.objects.get(pk=operation.id).result_envelope == b'{"b":1,"a":2}'
+
+
+def test_scenario_results_are_stored_as_given_and_go_with_their_operation():
+    operation = operation_row(status=OperationStatus.SUCCEEDED)
+    frame = zstd_compress(b'{"status":"READY"}')
+    OperationScenarioResult.objects.create(operation=operation, position=1, name="other", status="READY",
+                                           size=18, body=frame)
+    assert bytes(OperationScenarioResult.objects.get(operation=operation, name="other").body) == frame
+    Operation.objects.filter(pk=operation.id).delete()  # the database cascades, not Django
+    assert not OperationScenarioResult.objects.filter(operation_id=operation.id).exists()
+
+
+SCENARIO_INCONSISTENT = {
+    "unknown status": {"status": "FAILED"},
+    "empty": {"size": 0},
+    "same name twice": {"name": "baseline"},
+    "same position twice": {"position": 0},
+}
+
+
+@pytest.mark.parametrize("fields", SCENARIO_INCONSISTENT.values(), ids=SCENARIO_INCONSISTENT.keys())
+def test_inconsistent_scenario_results_are_refused_by_the_database(fields):
+    operation = operation_row(status=OperationStatus.SUCCEEDED)  # its one scenario: `baseline`, position 0
+    values = {"position": 1, "name": "other", "status": "READY", "size": 2, "body": zstd_compress(b"{}"), **fields}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OperationScenarioResult.objects.create(operation=operation, **values)
 
 
 def test_correlation_id_is_unique():
@@ -58,9 +91,14 @@ def _now():
 INCONSISTENT = {
     "unknown status": {"status": "DONE"},
     "unknown type": {"operation_type": "SIMULATE"},
-    "succeeded without result": {"status": "SUCCEEDED", "result": None},
-    "result while pending": {"result": "{}"},
-    "result on failure": {"status": "FAILED", "result": "{}"},
+    "succeeded without result": {"status": "SUCCEEDED", "result_envelope": None},
+    "result while pending": {"result_envelope": "{}"},
+    "result on failure": {"status": "FAILED", "result_envelope": "{}"},
+    "more done than there are": {"status": "RUNNING", "scenarios_done": 2},
+    "more failed than done": {"status": "RUNNING", "scenarios_done": 0, "scenarios_failed": 1},
+    "succeeded with scenarios left": {"status": "SUCCEEDED", "scenarios_done": 0},
+    "current scenario while pending": {"current_scenario": "baseline"},
+    "current scenario once succeeded": {"status": "SUCCEEDED", "current_scenario": "baseline"},
     "failed without error": {"status": "FAILED", "error": None},
     "error while running": {"status": "RUNNING", "error": {"code": "ENGINE_ERROR"}},
     "error on success": {"status": "SUCCEEDED", "error": {"code": "ENGINE_ERROR"}},
@@ -86,7 +124,8 @@ def test_inconsistent_rows_are_refused_by_the_database(fields):
     now = _now()
     values = {k: (now if v == "now" else now - timedelta(days=1) if v == "past" else v) for k, v in fields.items()}
     status = values.pop("status", OperationStatus.PENDING)
-    operation = operation_row(status=status if status in OperationStatus.values else OperationStatus.PENDING)
+    base = status if status in OperationStatus.values and "result_envelope" not in values else OperationStatus.PENDING
+    operation = operation_row(status=base)
     with pytest.raises(IntegrityError), transaction.atomic():
         Operation.objects.filter(pk=operation.id).update(status=status, **values)
 
@@ -117,4 +156,11 @@ def test_queryset_live_expired_purgeable():
 
 def test_the_payload_columns_come_last():
     # SQLite reaches a column only past every large column before it (see the model's comment).
-    assert [field.column for field in Operation._meta.concrete_fields][-2:] == ["request", "result"]
+    assert [field.column for field in Operation._meta.concrete_fields][-2:] == ["result_envelope", "request"]
+    assert [field.column for field in OperationScenarioResult._meta.concrete_fields][-1] == "body"
+    if connection.vendor == "sqlite":  # and so are the tables the migrations made
+        with connection.cursor() as cursor:
+            columns = [row[1] for row in cursor.execute("PRAGMA table_info(operations_operation)").fetchall()]
+            assert columns[-2:] == ["result_envelope", "request"] and columns.index("owner_id") < 5
+            columns = [row[1] for row in cursor.execute("PRAGMA table_info(operations_operationscenarioresult)")]
+            assert columns[-1] == "body"

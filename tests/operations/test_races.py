@@ -20,9 +20,9 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from operations import execution, maintenance, services
-from operations.models import Operation, OperationStatus
+from operations.models import Operation, OperationScenarioResult, OperationStatus
 from tests.factories.bodies import batch_body
-from tests.factories.operations import ASYNC_URL, api_headers, api_token, operation_row
+from tests.factories.operations import ASYNC_URL, api_headers, api_token, operation_row, stored_outcome
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,10 +76,10 @@ def engine_calls(monkeypatch) -> Counter:
     lock = threading.Lock()
     real = execution.rebalance_analyze_batch
 
-    def counting(batch, *, correlation_id, before_scenario=None):
+    def counting(batch, *, correlation_id, **kwargs):
         with lock:
             calls[correlation_id] += 1
-        return real(batch, correlation_id=correlation_id, before_scenario=before_scenario)
+        return real(batch, correlation_id=correlation_id, **kwargs)
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", counting)
     return calls
@@ -114,7 +114,8 @@ def test_cancel_racing_execute_has_one_consistent_outcome(engine_calls, round_):
     if cancel_status == 200:
         # The cancel was accepted: whatever the execute did, the operation ends cancelled.
         assert stored.status == OperationStatus.FAILED
-        assert stored.error["code"] == "OPERATION_CANCELLED" and stored.result is None
+        assert stored.error["code"] == "OPERATION_CANCELLED" and stored.result_envelope is None
+        assert not OperationScenarioResult.objects.filter(operation_id=stored.id).exists()
         if execute_status == 200:
             assert executed["status"] == "FAILED" and executed["error"]["code"] == "OPERATION_CANCELLED"
         else:
@@ -160,14 +161,14 @@ def test_cancel_while_running_stops_the_run_between_scenarios(monkeypatch):
     started: list[str] = []
     real = execution.rebalance_analyze_batch
 
-    def held(batch, *, correlation_id, before_scenario):
-        def hook(name):
-            before_scenario(name)
-            started.append(name)
-            if name == "a":
+    def held(batch, *, correlation_id, before_scenario, **kwargs):
+        def hook(progress):
+            before_scenario(progress)
+            started.append(progress.current)
+            if progress.current == "a":
                 inside_first.set()
                 assert release.wait(timeout=30)
-        return real(batch, correlation_id=correlation_id, before_scenario=hook)
+        return real(batch, correlation_id=correlation_id, before_scenario=hook, **kwargs)
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", held)
 
@@ -180,7 +181,9 @@ def test_cancel_while_running_stops_the_run_between_scenarios(monkeypatch):
     (execute_status, executed), (cancel_status, cancelled) = race(
         post(f"/rebalance/operations/{operation.id}/execute"), cancel_once_running
     )
-    assert (cancel_status, cancelled["status"]) == (200, "RUNNING")
+    assert (cancel_status, cancelled["status"], cancelled["cancel_requested"]) == (200, "RUNNING", True)
+    assert cancelled["progress"] == {"scenarios_total": 3, "scenarios_done": 0, "scenarios_failed": 0,
+                                     "current_scenario": "a"}
     assert execute_status == 200
     assert (executed["status"], executed["result"]) == ("FAILED", None)
     assert executed["error"] == {"code": "OPERATION_CANCELLED", "message": "The operation was cancelled.",
@@ -193,16 +196,18 @@ def test_lease_recovery_racing_completion_leaves_one_outcome(round_):
     operation = operation_row()
     attempt = services.operation_claim(operation)
     Operation.objects.filter(pk=operation.id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    outcome = stored_outcome()
     completed, recovered = race(
-        lambda: services.operation_complete(operation.id, attempt, b'{"done":true}'),
+        lambda: services.operation_complete(operation.id, attempt, outcome),
         lambda: maintenance.operations_recover_expired_leases(),
     )
     stored = Operation.objects.get(pk=operation.id)
+    rows = OperationScenarioResult.objects.filter(operation_id=operation.id).count()
     assert completed != bool(recovered)  # exactly one of them moved the row
     if completed:
-        assert (stored.status, stored.result) == (OperationStatus.SUCCEEDED, b'{"done":true}')
-    else:
-        assert (stored.status, stored.result, stored.attempt) == (OperationStatus.PENDING, None, 1)
+        assert (stored.status, stored.result_envelope, rows) == (OperationStatus.SUCCEEDED, outcome.envelope(), 1)
+    else:  # the results of the run that lost its lease never became visible
+        assert (stored.status, stored.result_envelope, stored.attempt, rows) == (OperationStatus.PENDING, None, 1, 0)
 
 
 def test_purge_running_beside_the_service_deletes_only_expired_rows():

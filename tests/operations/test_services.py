@@ -17,10 +17,17 @@ from operations.errors import (
     OperationNotFound,
 )
 from operations.links import operation_status_url
-from operations.models import Operation, OperationStatus
+from operations.models import Operation, OperationScenarioResult, OperationStatus
 from rebalance.parsing import batch_request_parse
+from rebalance.services import BatchProgress
 from tests.factories.bodies import batch_body
-from tests.factories.operations import api_user, operation_row
+from tests.factories.operations import (
+    api_user,
+    operation_row,
+    rebuilt_json,
+    stored_full_result,
+    stored_outcome,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -82,12 +89,21 @@ def test_claim_of_an_expired_operation_is_refused():
 def test_complete_moves_running_to_succeeded():
     operation = operation_row()
     attempt = services.operation_claim(operation)
-    assert services.operation_complete(operation.id, attempt, b'{"b":1,"a":"2.0"}') is True
+    outcome = stored_outcome(a={"options": {}}, b={"options": {"max_turnover_pct": "nope"}})
+    assert services.operation_complete(operation.id, attempt, outcome) is True
     stored = reload(operation)
-    assert (stored.status, stored.result, stored.error, stored.lease_expires_at) == (
-        SUCCEEDED, b'{"b":1,"a":"2.0"}', None, None
+    assert (stored.status, stored.result_envelope, stored.error, stored.lease_expires_at) == (
+        SUCCEEDED, outcome.envelope(), None, None
     )
     assert stored.expires_at == stored.finished_at + timedelta(seconds=60)
+    # Every scenario done; the one that failed has no row, the other its stored frame.
+    assert (stored.scenarios_total, stored.scenarios_done, stored.scenarios_failed, stored.current_scenario) == (
+        2, 2, 1, None
+    )
+    assert stored.scenario_statuses == {"a": outcome.scenarios[0].status, "b": "FAILED"}
+    rows = list(OperationScenarioResult.objects.filter(operation_id=operation.id).values_list("name", "body"))
+    assert [(name, bytes(body)) for name, body in rows] == [("a", outcome.scenarios[0].body)]
+    assert stored_full_result(operation.id) == rebuilt_json(outcome)
 
 
 def test_fail_moves_running_to_failed():
@@ -95,7 +111,7 @@ def test_fail_moves_running_to_failed():
     attempt = services.operation_claim(operation)
     assert services.operation_fail(operation.id, attempt, ERROR) is True
     stored = reload(operation)
-    assert (stored.status, stored.error, stored.result) == (FAILED, ERROR, None)
+    assert (stored.status, stored.error, stored.result_envelope) == (FAILED, ERROR, None)
     assert stored.finished_at is not None and stored.lease_expires_at is None
 
 
@@ -103,19 +119,23 @@ def test_fail_moves_running_to_failed():
 def test_complete_and_fail_need_a_running_operation(status):
     operation = operation_row(status=status, attempt=1)
     before = reload(operation)
-    assert services.operation_complete(operation.id, 1, b"{}") is False
+    rows_before = OperationScenarioResult.objects.filter(operation_id=operation.id).count()
+    assert services.operation_complete(operation.id, 1, stored_outcome()) is False
     assert services.operation_fail(operation.id, 1, ERROR) is False
     after = reload(operation)
-    assert (after.status, after.result, after.error) == (before.status, before.result, before.error)
+    assert (after.status, after.result_envelope, after.error) == (before.status, before.result_envelope, before.error)
+    assert OperationScenarioResult.objects.filter(operation_id=operation.id).count() == rows_before
 
 
 def test_a_late_writer_never_overwrites_a_terminal_result():
     operation = operation_row()
     attempt = services.operation_claim(operation)
-    assert services.operation_complete(operation.id, attempt, b'{"first":true}') is True
-    assert services.operation_complete(operation.id, attempt, b'{"second":true}') is False
+    first, second = stored_outcome(), stored_outcome()
+    assert services.operation_complete(operation.id, attempt, first) is True
+    assert services.operation_complete(operation.id, attempt, second) is False
     assert services.operation_fail(operation.id, attempt, ERROR) is False
-    assert reload(operation).result == b'{"first":true}'
+    assert reload(operation).result_envelope == first.envelope()
+    assert stored_full_result(operation.id) == rebuilt_json(first)
 
 
 def test_a_run_fenced_off_by_a_newer_attempt_is_discarded():
@@ -124,10 +144,13 @@ def test_a_run_fenced_off_by_a_newer_attempt_is_discarded():
     # Its lease ran out and it was taken back and claimed again (attempt 2).
     Operation.objects.filter(pk=operation.pk).update(status=PENDING, started_at=None, lease_expires_at=None)
     new_attempt = services.operation_claim(reload(operation))
-    assert services.operation_complete(operation.id, old_attempt, b'{"late":true}') is False
+    late, current = stored_outcome(), stored_outcome()
+    assert services.operation_complete(operation.id, old_attempt, late) is False
+    assert not OperationScenarioResult.objects.filter(operation_id=operation.id).exists()
     assert services.operation_fail(operation.id, old_attempt, ERROR) is False
-    assert services.operation_complete(operation.id, new_attempt, b'{"current":true}') is True
-    assert reload(operation).result == b'{"current":true}'
+    assert services.operation_complete(operation.id, new_attempt, current) is True
+    assert reload(operation).result_envelope == current.envelope()
+    assert stored_full_result(operation.id) == rebuilt_json(current)
 
 
 # --- PENDING -> FAILED (cancel) and RUNNING -> FAILED (cancel) -------------------------------
@@ -147,30 +170,36 @@ def test_cancel_of_running_is_a_request_the_run_honours_before_its_next_scenario
     started = []
     real = execution.rebalance_analyze_batch
 
-    def run_and_cancel_after_first(batch, *, correlation_id, before_scenario):
-        def hook(name):
-            before_scenario(name)
-            started.append(name)
-            if name == "a":
-                services.operation_cancel(operation.id, scope=ALL)
-        return real(batch, correlation_id=correlation_id, before_scenario=hook)
+    def run_and_cancel_after_first(batch, *, correlation_id, before_scenario, **kwargs):
+        def hook(progress):
+            before_scenario(progress)
+            started.append(progress.current)
+            if progress.current == "a":
+                cancelled = services.operation_cancel(operation.id, scope=ALL)
+                assert (cancelled.status, cancelled.cancel_requested) == (RUNNING, True)
+        return real(batch, correlation_id=correlation_id, before_scenario=hook, **kwargs)
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", run_and_cancel_after_first)
     execution.operation_run_claimed(operation.id, attempt)
     stored = reload(operation)
     assert started == ["a"]
-    assert (stored.status, stored.error["code"], stored.result, stored.cancel_requested) == (
+    assert (stored.status, stored.error["code"], stored.result_envelope, stored.cancel_requested) == (
         FAILED, "OPERATION_CANCELLED", None, False
     )
+    # It stopped before `b`: one scenario done, as the cancelled resource shows.
+    assert (stored.scenarios_done, stored.current_scenario, list(stored.scenario_statuses)) == (1, None, ["a"])
 
 
 def test_a_cancel_during_the_last_scenario_still_ends_the_run_cancelled():
     operation = operation_row()
     attempt = services.operation_claim(operation)
     services.operation_cancel(operation.id, scope=ALL)
-    assert services.operation_complete(operation.id, attempt, b"{}") is True
+    assert services.operation_complete(operation.id, attempt, stored_outcome()) is True
     stored = reload(operation)
-    assert (stored.status, stored.error["details"], stored.result) == (FAILED, {"cancelled_while": "RUNNING"}, None)
+    assert (stored.status, stored.error["details"], stored.result_envelope) == (
+        FAILED, {"cancelled_while": "RUNNING"}, None
+    )
+    assert not OperationScenarioResult.objects.filter(operation_id=operation.id).exists()
 
 
 @pytest.mark.parametrize("status", [SUCCEEDED, FAILED])
@@ -205,30 +234,35 @@ def test_execute_that_loses_the_claim_is_not_executable(monkeypatch):
 def test_execute_records_a_result_only_once_even_if_the_row_is_cancelled_mid_run(monkeypatch):
     operation = operation_row()
 
-    def cancel_then_finish(batch, *, correlation_id, before_scenario):
-        before_scenario("baseline")
+    outcome = stored_outcome()
+
+    def cancel_then_finish(batch, *, correlation_id, before_scenario, **kwargs):
+        before_scenario(BatchProgress(1, "baseline", {}))
         services.operation_cancel(operation.id, scope=ALL)
-        return b'{"would": "be stored"}'
+        return outcome
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", cancel_then_finish)
     finished = execution.operation_execute(operation.id, scope=ALL)
-    assert (finished.status, finished.result, finished.error["code"]) == (FAILED, None, "OPERATION_CANCELLED")
+    assert (finished.status, finished.result_envelope, finished.error["code"]) == (FAILED, None, "OPERATION_CANCELLED")
+    assert not OperationScenarioResult.objects.filter(operation_id=operation.id).exists()
 
 
 def test_a_lease_lost_mid_run_discards_the_result(monkeypatch):
     operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}))
 
-    def lose_lease_after_first(batch, *, correlation_id, before_scenario):
-        before_scenario("a")
+    def lose_lease_after_first(batch, *, correlation_id, before_scenario, **kwargs):
+        before_scenario(BatchProgress(2, "a", {}))
         Operation.objects.filter(pk=operation.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
         maintenance.operations_recover_expired_leases()
-        before_scenario("b")  # fenced: raises, and the run ends without writing
+        before_scenario(BatchProgress(2, "b", {"a": "READY"}))  # fenced: raises, and the run ends without writing
         raise AssertionError("not reached")
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", lose_lease_after_first)
     execution.operation_execute(operation.id, scope=ALL)
     stored = reload(operation)
-    assert (stored.status, stored.attempt, stored.result, stored.error) == (PENDING, 1, None, None)
+    assert (stored.status, stored.attempt, stored.result_envelope, stored.error) == (PENDING, 1, None, None)
+    # Requeued from scratch: the next run's progress starts at 0.
+    assert (stored.scenarios_done, stored.current_scenario, stored.scenario_statuses) == (0, None, {})
 
 
 @override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=300)
@@ -236,15 +270,22 @@ def test_the_runner_renews_its_lease_between_scenarios(monkeypatch):
     operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}))
     leases = []
 
-    def observe(batch, *, correlation_id, before_scenario):
-        for name in ("a", "b"):
-            before_scenario(name)
-            leases.append(reload(operation).lease_expires_at)
-        return b"{}"
+    progress = []
+
+    def observe(batch, *, correlation_id, before_scenario, **kwargs):
+        for name, done in (("a", {}), ("b", {"a": "BLOCKED"})):
+            before_scenario(BatchProgress(2, name, done))
+            stored = reload(operation)
+            leases.append(stored.lease_expires_at)
+            progress.append((stored.scenarios_done, stored.scenarios_failed, stored.current_scenario,
+                             stored.scenario_statuses))
+        raise RuntimeError("stop here")
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", observe)
     execution.operation_execute(operation.id, scope=ALL)
     assert leases[0] < leases[1]
+    # The same UPDATE wrote the progress: nothing done before `a`, `a` done before `b`.
+    assert progress == [(0, 0, "a", {}), (1, 0, "b", {"a": "BLOCKED"})]
 
 
 # --- lease recovery --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from operations.models import Operation, OperationStatus
 from operations.tasks import operation_run_task
 from rebalance.parsing import batch_request_parse
 from tests.factories.bodies import batch_body
-from tests.factories.operations import operation_row
+from tests.factories.operations import operation_row, stored_outcome
 
 PENDING, RUNNING, SUCCEEDED, FAILED = (OperationStatus.PENDING, OperationStatus.RUNNING,
                                        OperationStatus.SUCCEEDED, OperationStatus.FAILED)
@@ -122,9 +122,9 @@ def test_the_task_logs_under_the_operation_s_correlation_id(monkeypatch):
     operation = operation_row(correlation_id="orch-77")
     seen = []
 
-    def observe(batch, *, correlation_id, before_scenario):
+    def observe(batch, *, correlation_id, before_scenario, **kwargs):
         seen.append(correlation_id_current())
-        return b"{}"
+        return stored_outcome()
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", observe)
     operation_run_task.call(operation.id)
@@ -203,9 +203,10 @@ def test_a_scenario_longer_than_the_lease_keeps_its_operation():
         clock.advance(1 / 3)
         assert keeper.renew_once() is True
         assert maintenance.operations_recover_expired_leases(now=clock.now(), enqueue=False) == 0
-    assert services.operation_complete(operation.id, attempt, b'{"long": true}') is True
+    outcome = stored_outcome()
+    assert services.operation_complete(operation.id, attempt, outcome) is True
     stored = reload(operation)
-    assert (stored.status, stored.attempt, stored.result) == (SUCCEEDED, 1, b'{"long": true}')
+    assert (stored.status, stored.attempt, stored.result_envelope) == (SUCCEEDED, 1, outcome.envelope())
 
 
 @pytest.mark.django_db
@@ -217,7 +218,7 @@ def test_without_the_keeper_the_same_scenario_loses_its_operation():
     attempt = services.operation_claim(operation, now=clock.now())
     clock.advance(1.1)
     assert maintenance.operations_recover_expired_leases(now=clock.now(), enqueue=False) == 1
-    assert services.operation_complete(operation.id, attempt, b"{}") is False
+    assert services.operation_complete(operation.id, attempt, stored_outcome()) is False
     assert (reload(operation).status, reload(operation).attempt) == (PENDING, 1)
 
 
