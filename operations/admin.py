@@ -14,10 +14,10 @@ from django.db.models import Q, QuerySet
 from django.db.models.fields import TextField
 from django.db.models.functions import Cast, Length, Substr
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from operations.access import OPERATIONS_ALL
+from operations.clock import now_or_database
 from operations.errors import OperationNotCancellable, OperationNotFound
 from operations.models import Operation
 from operations.results import operation_scenario_verdicts
@@ -37,11 +37,10 @@ class ExpiryFilter(admin.SimpleListFilter):
         return [("live", "Live"), ("expired", "Expired (404 on the API, awaiting purge)")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Operation]) -> QuerySet[Operation]:
-        now = timezone.now()
         if self.value() == "live":
-            return queryset.filter(expires_at__gt=now)
+            return queryset.filter(expires_at__gt=now_or_database())
         if self.value() == "expired":
-            return queryset.filter(expires_at__lte=now)
+            return queryset.filter(expires_at__lte=now_or_database())
         return queryset
 
 

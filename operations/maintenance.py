@@ -12,8 +12,8 @@ import logging
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.utils import timezone
 
+from operations.clock import earlier, now_or_database
 from operations.config import WORKER, execution_mode
 from operations.models import Operation
 from operations.queue import operation_enqueue
@@ -37,7 +37,6 @@ def operations_recover_expired_leases(
     back to PENDING is handed to `operation_enqueue` once that is committed: a requeued row with no
     task would sit PENDING forever.
     """
-    now = now or timezone.now()
     if dry_run:
         return Operation.objects.lease_expired(now).count()
     if enqueue is None:
@@ -61,9 +60,9 @@ def operations_enqueue_stranded(*, now: datetime | None = None) -> int:
     """
     if execution_mode() != WORKER:
         return 0
-    now = now or timezone.now()
+    at = now_or_database(now)
     candidates = list(
-        Operation.objects.live(now).pending().filter(created_at__lte=now - STRANDED_PENDING_AFTER)
+        Operation.objects.live(at).pending().filter(created_at__lte=earlier(at, STRANDED_PENDING_AFTER))
         .order_by("created_at").values_list("pk", flat=True)[:STRANDED_SWEEP_LIMIT]
     )
     if not candidates:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +19,7 @@ from django.db.models import Q
 from psycopg.adapt import Loader
 
 from operations.access import OperationScope
+from operations.clock import Instant, now_or_database
 
 OPERATION_ID_PREFIX = "dop_"
 # 128 random bits: unguessable, so an id is never enumerable.
@@ -103,14 +103,15 @@ def raw_json_loader_install(sender: Any, connection: Any, **kwargs: Any) -> None
 
 
 class OperationQuerySet(models.QuerySet["Operation"]):
-    def live(self, now: datetime) -> OperationQuerySet:
+    # `now` is the database's clock (operations/clock.py) unless a test fixes an instant.
+    def live(self, now: Instant | None = None) -> OperationQuerySet:
         """Operations that still exist for the API: an expired one is gone at once, purged or not."""
-        return self.filter(expires_at__gt=now)
+        return self.filter(expires_at__gt=now_or_database(now))
 
-    def expired(self, now: datetime) -> OperationQuerySet:
-        return self.filter(expires_at__lte=now)
+    def expired(self, now: Instant | None = None) -> OperationQuerySet:
+        return self.filter(expires_at__lte=now_or_database(now))
 
-    def purgeable(self, now: datetime) -> OperationQuerySet:
+    def purgeable(self, now: Instant | None = None) -> OperationQuerySet:
         """Expired and not RUNNING: the rows the purge deletes (matches the partial purge index)."""
         return self.expired(now).exclude(status=OperationStatus.RUNNING)
 
@@ -120,9 +121,9 @@ class OperationQuerySet(models.QuerySet["Operation"]):
     def running(self) -> OperationQuerySet:
         return self.filter(status=OperationStatus.RUNNING)
 
-    def lease_expired(self, now: datetime) -> OperationQuerySet:
+    def lease_expired(self, now: Instant | None = None) -> OperationQuerySet:
         """RUNNING operations whose runner stopped renewing its lease (it died or hung)."""
-        return self.running().filter(lease_expires_at__lte=now)
+        return self.running().filter(lease_expires_at__lte=now_or_database(now))
 
     def visible_in(self, scope: OperationScope) -> OperationQuerySet:
         """The operations a caller may know of (operations/access.py): its own, or all."""

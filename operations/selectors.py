@@ -11,7 +11,6 @@ from datetime import datetime
 
 from django.db import connections, transaction
 from django.db.models import Case, Q, QuerySet, When
-from django.utils import timezone
 
 from dpm_async.correlation import CORRELATION_ID_PATTERN
 from operations.access import OperationScope
@@ -26,8 +25,8 @@ STATUS_FIELDS = (
 )
 
 
-def _live(now: datetime | None = None) -> OperationQuerySet:
-    return Operation.objects.live(now or timezone.now())
+def _live() -> OperationQuerySet:
+    return Operation.objects.live()
 
 
 def operation_get(operation_id: str, *, scope: OperationScope) -> Operation:

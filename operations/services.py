@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
+from django.db.models import Q
 
 from operations.access import OperationScope
+from operations.clock import Instant, later, now_or_database
 from operations.config import RACE_RETRIES, lease, max_attempts, ttl
 from operations.errors import (
     ENGINE_ERROR,
@@ -74,16 +75,21 @@ def operation_insert_or_existing(
     it is deleted (only if still expired, in one statement) first.
     """
     for _ in range(RACE_RETRIES):
-        now = timezone.now()
+        now = now_or_database()
         # `owner_id=None` is `owner_id IS NULL`: the anonymous owner's row.
-        existing = (
-            Operation.objects.only("id", "request_fingerprint", "expires_at")
-            .filter(correlation_id=correlation_id, owner_id=owner_id)
+        holder = (
+            Operation.objects.filter(correlation_id=correlation_id, owner_id=owner_id)
+            .annotate(is_expired=Q(expires_at__lte=now))
+            .values_list("id", "request_fingerprint", "is_expired")
             .first()
         )
-        if existing is not None and existing.expires_at <= now:
-            Operation.objects.filter(pk=existing.pk, expires_at__lte=now).only("pk").delete()
-            existing = None
+        existing: tuple[str, str] | None = None
+        if holder is not None:
+            holder_id, holder_fingerprint, is_expired = holder
+            if is_expired:
+                Operation.objects.filter(pk=holder_id, expires_at__lte=now).only("pk").delete()
+            else:
+                existing = (holder_id, holder_fingerprint)
         if existing is None:
             operation = Operation(
                 operation_type=OperationType.ANALYZE_SCENARIOS,
@@ -94,18 +100,20 @@ def operation_insert_or_existing(
                 request_fingerprint=request_fingerprint,
                 scenarios_total=scenarios_total,
                 created_at=now,
-                expires_at=now + ttl(),
+                expires_at=later(now, ttl()),
             )
             Operation.objects.bulk_create([operation], ignore_conflicts=True)
-            if Operation.objects.filter(pk=operation.pk).exists():
-                return operation, True
+            inserted = Operation.objects.defer("request").filter(pk=operation.pk).first()
+            if inserted is not None:
+                return inserted, True  # as stored: its instants are the database's
             continue  # another submission with this correlation id won the race: read it
-        if existing.request_fingerprint == request_fingerprint:
-            replayed = Operation.objects.defer("request").filter(pk=existing.pk).first()
+        existing_id, existing_fingerprint = existing
+        if existing_fingerprint == request_fingerprint:
+            replayed = Operation.objects.defer("request").filter(pk=existing_id).first()
             if replayed is None:
                 continue  # purged meanwhile: insert again
             return replayed, False
-        raise OperationCorrelationConflict(correlation_id, existing.id, operation_status_url(existing.id))
+        raise OperationCorrelationConflict(correlation_id, existing_id, operation_status_url(existing_id))
     raise RuntimeError(f"could not insert or find the operation for correlation id {correlation_id!r}")
 
 
@@ -122,17 +130,16 @@ def operation_claim(operation: Operation, *, now: datetime | None = None) -> int
     The UPDATE also checks the attempt count read with `operation`, so the number returned is the
     claimer's fencing token even if the row went PENDING -> RUNNING -> PENDING in between.
     """
-    now = now or timezone.now()
+    at = now_or_database(now)
     attempt = operation.attempt + 1
-    lease_end = now + lease()
     claimed = Operation.objects.filter(
-        pk=operation.pk, status=PENDING, attempt=operation.attempt, expires_at__gt=now
+        pk=operation.pk, status=PENDING, attempt=operation.attempt, expires_at__gt=at
     ).update(
         status=RUNNING,
         attempt=attempt,
-        started_at=now,
-        lease_expires_at=lease_end,
-        expires_at=lease_end + ttl(),
+        started_at=at,
+        lease_expires_at=later(at, lease()),
+        expires_at=later(at, lease() + ttl()),
         cancel_requested=False,
         **_PROGRESS_RESET,
     )
@@ -151,11 +158,11 @@ def operation_lease_renew(
     there (the cancel wins either way). `progress` (the runner, before each scenario) is written
     by the same UPDATE: polling clients see the run advance at no extra statement.
     """
-    lease_end = (now or timezone.now()) + lease()
+    at = now_or_database(now)
     runs = Operation.objects.filter(pk=operation_id, status=RUNNING, attempt=attempt)
     if unless_cancelled:
         runs = runs.filter(cancel_requested=False)
-    fields: dict[str, Any] = {"lease_expires_at": lease_end, "expires_at": lease_end + ttl()}
+    fields: dict[str, Any] = {"lease_expires_at": later(at, lease()), "expires_at": later(at, lease() + ttl())}
     if progress is not None:
         fields.update(scenarios_done=progress.done, scenarios_failed=progress.failed,
                       current_scenario=progress.current, scenario_statuses=progress.statuses)
@@ -168,8 +175,8 @@ def _cancelled_failure(while_status: str) -> dict[str, Any]:
     )
 
 
-def _terminal_fields(now: datetime) -> dict[str, Any]:
-    return {"finished_at": now, "expires_at": now + ttl(), "lease_expires_at": None, "cancel_requested": False,
+def _terminal_fields(at: Instant) -> dict[str, Any]:
+    return {"finished_at": at, "expires_at": later(at, ttl()), "lease_expires_at": None, "cancel_requested": False,
             "current_scenario": None}
 
 
@@ -177,7 +184,7 @@ def operation_stop(operation_id: str, attempt: int, progress: BatchProgress | No
     """Ends a run that was asked to cancel as FAILED OPERATION_CANCELLED; a fenced run ends silently.
 
     `progress` (where the run stopped: the scenarios it finished) stays on the operation."""
-    now = timezone.now()
+    now = now_or_database()
     fields: dict[str, Any] = {}
     if progress is not None:
         fields.update(scenarios_done=progress.done, scenarios_failed=progress.failed,
@@ -201,7 +208,7 @@ def operation_complete(operation_id: str, attempt: int, outcome: BatchOutcome) -
     run ends cancelled, since the caller was told it would. Returns whether this run's outcome was
     recorded.
     """
-    now = timezone.now()
+    now = now_or_database()
     statuses = outcome.statuses
     try:
         with transaction.atomic():
@@ -235,7 +242,7 @@ def operation_complete(operation_id: str, attempt: int, outcome: BatchOutcome) -
 
 def operation_fail(operation_id: str, attempt: int, error: dict[str, Any]) -> bool:
     """RUNNING -> FAILED with `error`, if this run still owns the row. Returns whether it did."""
-    now = timezone.now()
+    now = now_or_database()
     failed = Operation.objects.filter(pk=operation_id, status=RUNNING, attempt=attempt).update(
         status=FAILED, error=error, **_terminal_fields(now)
     )
@@ -257,8 +264,8 @@ def operation_cancel(operation_id: str, *, scope: OperationScope) -> Operation:
     if not OPERATION_ID_PATTERN.fullmatch(operation_id):
         raise OperationNotFound()
     for _ in range(RACE_RETRIES):
-        now = timezone.now()
-        live = Operation.objects.live(now).filter(pk=operation_id)
+        now = now_or_database()
+        live = Operation.objects.live().filter(pk=operation_id)
         if not scope.acts_on_all:
             live = live.visible_in(OperationScope(owner_id=scope.owner_id))
         if live.filter(status=PENDING).update(status=FAILED, error=_cancelled_failure(PENDING), **_terminal_fields(now)):
@@ -300,11 +307,11 @@ def operations_leases_settle(*, now: datetime | None = None) -> LeaseSettlement:
     The failure and requeue statements leave alone a row whose cancel was requested after the
     first statement: a cancel that answered 200 always ends the operation cancelled (next round).
     """
-    now = now or timezone.now()
-    stale = Operation.objects.lease_expired(now)
+    at = now_or_database(now)
+    stale = Operation.objects.lease_expired(at)
     attempts = max_attempts()
     cancelled = stale.filter(cancel_requested=True).update(
-        status=FAILED, error=_cancelled_failure(RUNNING), **_terminal_fields(now)
+        status=FAILED, error=_cancelled_failure(RUNNING), **_terminal_fields(at)
     )
     exhausted = stale.filter(attempt__gte=attempts, cancel_requested=False).update(
         status=FAILED,
@@ -313,13 +320,13 @@ def operations_leases_settle(*, now: datetime | None = None) -> LeaseSettlement:
             "The operation's runner stopped responding on every attempt; it was given up.",
             {"max_attempts": attempts},
         ),
-        **_terminal_fields(now),
+        **_terminal_fields(at),
     )
     requeued = []
     candidates = stale.filter(attempt__lt=attempts, cancel_requested=False).values_list("pk", "attempt")
     for operation_id, attempt in candidates:
         moved = stale.filter(pk=operation_id, attempt=attempt, cancel_requested=False).update(
-            status=PENDING, started_at=None, lease_expires_at=None, expires_at=now + ttl(), **_PROGRESS_RESET
+            status=PENDING, started_at=None, lease_expires_at=None, expires_at=later(at, ttl()), **_PROGRESS_RESET
         )
         if moved == 1:  # else its runner finished, or another worker settled it, in between
             logger.warning("operation %s lost its runner (attempt %s); requeued", operation_id, attempt)
@@ -340,14 +347,14 @@ def operations_purge_expired(
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    now = now or timezone.now()
-    candidates = Operation.objects.purgeable(now)
+    at = now_or_database(now)
+    candidates = Operation.objects.purgeable(at)
     if dry_run:
         return candidates.count()
     total = 0
     while True:
         batch_ids = candidates.order_by("expires_at").values("pk")[:batch_size]
-        deleted, _ = Operation.objects.purgeable(now).filter(pk__in=batch_ids).only("pk").delete()
+        deleted, _ = Operation.objects.purgeable(at).filter(pk__in=batch_ids).only("pk").delete()
         total += deleted
         if deleted < batch_size:
             return total

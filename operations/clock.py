@@ -1,0 +1,32 @@
+"""Leases and expiry run on the database's clock (docs/operations.md, "Leases").
+
+Every process that writes a lease or an expiry, and every query that compares one with "now",
+uses the database server's `now()` instead of its own clock: workers and web processes on hosts
+whose clocks disagree (a worker 20 s fast would take healthy runs for dead) then all measure
+against one clock. A test passes a fixed instant instead, to move time without sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import DateTimeField, Expression, ExpressionWrapper, Value
+from django.db.models.functions import Now
+
+type Instant = datetime | Expression
+
+
+def now_or_database(now: Instant | None = None) -> Instant:
+    """`now` when a test fixed it, else the database's now() (evaluated by the statement itself)."""
+    return Now() if now is None else now
+
+
+def later(instant: Instant, delta: timedelta) -> Instant:
+    """`instant + delta`, on the database when `instant` is its now()."""
+    if isinstance(instant, datetime):
+        return instant + delta
+    return ExpressionWrapper(instant + Value(delta), output_field=DateTimeField())
+
+
+def earlier(instant: Instant, delta: timedelta) -> Instant:
+    return later(instant, -delta)
