@@ -38,6 +38,7 @@ NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 THROTTLED = "THROTTLED"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+SERVICE_NOT_READY = "SERVICE_NOT_READY"
 
 
 class FieldError(TypedDict):
@@ -51,6 +52,8 @@ class ProblemExtra(TypedDict, total=False):
     """What some problems add: `errors` (a 400 about the body or the query), or the operation concerned."""
 
     errors: list[FieldError]
+    # A 503 of /health/ready: the state of each readiness check ("ok", or what is wrong).
+    checks: dict[str, str]
     operation_id: str
     operation_status: str
     status_url: str

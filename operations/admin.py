@@ -19,8 +19,9 @@ from django.utils.html import format_html
 
 from operations.access import OPERATIONS_ALL
 from operations.errors import OperationNotCancellable, OperationNotFound
+from operations.maintenance import operations_purge
 from operations.models import Operation
-from operations.services import operation_cancel, operations_purge_expired
+from operations.services import PURGE_BATCH_SIZE, operation_cancel
 
 # The detail page shows at most this much of a stored request or result: a finished result can be
 # ~70 MB, which no browser page should try to hold. The database cuts the text, so the rest never
@@ -140,5 +141,5 @@ class OperationAdmin(admin.ModelAdmin[Operation]):
 
     @admin.action(description="Purge all expired operations (the selection is ignored)", permissions=["purge"])
     def purge_expired(self, request: HttpRequest, queryset: QuerySet[Operation]) -> None:
-        purged = operations_purge_expired()
+        purged = operations_purge(batch_size=PURGE_BATCH_SIZE)
         self.message_user(request, f"Purged {purged} expired operation(s).", messages.SUCCESS)

@@ -22,6 +22,7 @@ import orjson
 from dpm_async.renderers import json_dumps
 from rebalance.batch import BatchRebalanceRequest
 from rebalance.engine import prepare_inputs, result_to_wire, run_rebalance, scenario_comparison_metric
+from rebalance.metrics import SCENARIOS_RUN
 from rebalance.options import OptionsInvalid, engine_options_parse
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def rebalance_analyze_batch(
     for name in sorted(batch.scenarios):
         if before_scenario is not None:
             before_scenario(name)
+        SCENARIOS_RUN.inc()
         try:
             options = engine_options_parse(batch.scenarios[name].options)
         except OptionsInvalid as invalid:
