@@ -42,8 +42,12 @@ class StrictEnv(environ.Env):
     """django-environ's Env with strict typed readers (the plain `str`, `list`, `db` stay as they are)."""
 
     def raw(self, name: str) -> str | None:
-        """The variable's text as set (None when unset), without any conversion."""
-        value = self.str(name, default=None)
+        """The variable's text as set (None when unset), without any conversion.
+
+        Read from the environment itself: django-environ's readers take an empty value for an unset
+        one, which would let `DPM_API_AUTH_REQUIRED=` fall back to a default unnoticed.
+        """
+        value = self.ENVIRON.get(name)
         return None if value is None else str(value)
 
     def flag(self, name: str, *, default: bool) -> bool:

@@ -30,7 +30,9 @@ env = StrictEnv()
 # managed by the deployment), or is empty to read none. The process environment always wins. A
 # file that is named but missing is refused: its settings would be silently replaced by defaults.
 _default_env_file = str(BASE_DIR / ".env")
-_env_file = env.str("DJANGO_ENV_FILE", default=_default_env_file)
+_env_file = env.raw("DJANGO_ENV_FILE")
+if _env_file is None:
+    _env_file = _default_env_file
 if _env_file and Path(_env_file).is_file():
     environ.Env.read_env(_env_file, overwrite=False)
 elif _env_file and _env_file != _default_env_file:

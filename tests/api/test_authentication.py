@@ -17,8 +17,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.utils import timezone
-from dpm_async.models import ApiToken
 
+from dpm_async.models import ApiToken
 from operations.links import operation_status_url
 from operations.models import Operation
 from tests.factories.bodies import batch_body

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from dpm_async.models import ApiToken
 from dpm_async.tokens import api_token_digest
-
 from operations.models import Operation, OperationStatus, OperationType, operation_id_generate
 from rebalance.canonical import request_canonical
 from rebalance.parsing import batch_request_parse
