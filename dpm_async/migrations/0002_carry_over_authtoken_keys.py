@@ -37,9 +37,9 @@ def carry_over(apps: Any, schema_editor: Any) -> None:
     if LEGACY_TABLE not in connection.introspection.table_names():
         return
     api_token = apps.get_model("dpm_async", "ApiToken")
-    quoted = schema_editor.quote_name(LEGACY_TABLE)
+    quoted = connection.ops.quote_name(LEGACY_TABLE)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {schema_editor.quote_name('key')}, user_id, created FROM {quoted}")  # noqa: S608
+        cursor.execute(f"SELECT {connection.ops.quote_name('key')}, user_id, created FROM {quoted}")  # noqa: S608
         rows = cursor.fetchall()
     api_token.objects.bulk_create([
         api_token(user_id=user_id, name=LEGACY_NAME, prefix="",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import User
@@ -287,3 +289,31 @@ def test_issue_token_prints_the_key_as_the_last_line_in_a_real_process(tmp_path)
                                cwd=REPO, env=environment, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     assert re.fullmatch(r"dpm_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", completed.stdout.splitlines()[-1])
+
+
+# --- the upgrade from DRF's clear-text tokens ----------------------------------------------------
+
+def test_the_upgrade_carries_drf_keys_over_hashed_and_deletes_the_clear_text(anonymous_client):
+    from django.apps import apps
+
+    migration = importlib.import_module("dpm_async.migrations.0002_carry_over_authtoken_keys")
+    legacy_key = "0123456789abcdef0123456789abcdef01234567"
+    user = api_user("legacy-client")
+    with connection.cursor() as cursor:
+        cursor.execute('CREATE TABLE authtoken_token ("key" varchar(40) PRIMARY KEY, created timestamp with time zone '
+                       'NOT NULL, user_id integer NOT NULL)' if connection.vendor == "postgresql" else
+                       'CREATE TABLE authtoken_token ("key" varchar(40) PRIMARY KEY, created datetime NOT NULL, '
+                       'user_id integer NOT NULL)')
+        cursor.execute("INSERT INTO authtoken_token (\"key\", created, user_id) VALUES (%s, %s, %s)",
+                       [legacy_key, "2025-01-02 03:04:05", user.pk])
+    # The migration uses only its schema editor's connection (SQLite's editor cannot open inside a test's transaction).
+    migration.carry_over(apps, SimpleNamespace(connection=connection))
+    token = ApiToken.objects.get(user=user)
+    assert (token.name, token.prefix, token.expires_at) == ("legacy (authtoken)", "", None)
+    assert token.digest == hashlib.sha256(legacy_key.encode()).hexdigest()
+    assert f"{token.created_at:%Y-%m-%d %H:%M:%S}" == "2025-01-02 03:04:05"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM authtoken_token")
+        assert cursor.fetchone()[0] == 0
+    assert calls_with(anonymous_client, legacy_key) == 200
+    assert "(legacy)" in command("list_tokens", "legacy-client")
