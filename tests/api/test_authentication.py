@@ -317,3 +317,20 @@ def test_the_upgrade_carries_drf_keys_over_hashed_and_deletes_the_clear_text(ano
         assert cursor.fetchone()[0] == 0
     assert calls_with(anonymous_client, legacy_key) == 200
     assert "(legacy)" in command("list_tokens", "legacy-client")
+
+
+def test_the_admin_lists_tokens_without_digests_and_revokes_them():
+    key, _ = issue_token("orchestrator", "--create-user", "--name", "orchestrator")
+    token = ApiToken.objects.get()
+    admin = User.objects.create_superuser("root-admin", password="x" * 20)
+    client = Client()
+    client.force_login(admin)
+    page = client.get("/admin/dpm_async/apitoken/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert token.prefix in text and "orchestrator" in text
+    assert token.digest not in text and key not in text
+    assert client.get(f"/admin/dpm_async/apitoken/{token.pk}/change/").status_code == 200
+    response = client.post("/admin/dpm_async/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    assert not ApiToken.objects.exists()
