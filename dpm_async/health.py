@@ -93,6 +93,30 @@ def _readiness_checks() -> dict[str, Callable[[], tuple[str, bool]]]:
     return {name: import_string(path) for name, path in settings.DPM_READINESS_CHECKS.items()}
 
 
+def readiness() -> tuple[dict[str, str], list[str]]:
+    """(the state of each check, the names of those that fail). Never raises: a check that cannot
+    run (the database is gone, a query timed out) is a failing check."""
+    checks: dict[str, str] = {}
+    failing: list[str] = []
+    try:
+        with _bounded_queries():
+            migrations = _migrations_state()
+            checks.update(database="ok", migrations=migrations)
+            if migrations != "ok":
+                return checks, ["migrations"]
+            for name, check in _readiness_checks().items():
+                checks[name], passed = check()
+                if not passed:
+                    failing.append(name)
+    except Exception:  # any failure means "not ready"; the probe must answer, not raise
+        if "migrations" not in checks:
+            return {"database": "unreachable"}, ["database"]
+        name = next((n for n in _readiness_checks() if n not in checks), "checks")
+        checks[name] = "could not be checked (database error or timeout)"
+        failing.append(name)
+    return checks, failing
+
+
 class HealthReadyView(APIView):
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
@@ -112,27 +136,7 @@ class HealthReadyView(APIView):
         tags=["health"],
     )
     def get(self, request: Request) -> Response | HttpResponse:
-        checks: dict[str, str] = {}
-        failing: list[str] = []
-        try:
-            with _bounded_queries():
-                checks["migrations"] = _migrations_state()
-                checks = {"database": "ok", **checks}
-                if checks["migrations"] != "ok":
-                    failing.append("migrations")
-                else:
-                    for name, check in _readiness_checks().items():
-                        checks[name], passed = check()
-                        if not passed:
-                            failing.append(name)
-        except Exception:  # any failure means "not ready"; the probe must answer, not raise
-            if "migrations" not in checks:
-                checks = {"database": "unreachable"}
-                failing = ["database"]
-            else:  # a check's own query failed (or timed out)
-                name = next((n for n in _readiness_checks() if n not in checks), "checks")
-                checks[name] = "could not be checked (database error or timeout)"
-                failing.append(name)
+        checks, failing = readiness()
         if failing:
             reasons = "; ".join(f"{name}: {checks[name]}" for name in failing)
             return problem_response(503, SERVICE_NOT_READY, f"Not ready: {reasons}.", extra={"checks": checks})
