@@ -28,6 +28,8 @@ from dpm_async.environment import settings_or_exit  # noqa: F401 - gunicorn.conf
 from dpm_async.logs import formatter_for
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Which gunicorn master prepared the directory (pid:ours|named), so a reload does not empty it.
+PREPARED_ENV = "DPM_ASYNC_METRICS_DIRECTORY_PREPARED_BY"
 
 
 def metrics_directory_prepare() -> tuple[str, bool]:
@@ -36,14 +38,21 @@ def metrics_directory_prepare() -> tuple[str, bool]:
     PROMETHEUS_MULTIPROC_DIR when the deployment names one (its old files are deleted: they are a
     previous instance's counts), else a fresh temporary directory, removed when gunicorn exits.
     """
+    prepared = os.environ.get(PREPARED_ENV, "")
+    if prepared.startswith(f"{os.getpid()}:") and os.environ.get(MULTIPROC_ENV):
+        # gunicorn reads its configuration again on SIGHUP: the running instance keeps its
+        # directory and its counts.
+        return os.environ[MULTIPROC_ENV], prepared.endswith(":ours")
     named = os.environ.get(MULTIPROC_ENV)
     if named:
         os.makedirs(named, exist_ok=True)
         for stale in glob.glob(os.path.join(named, "*.db")):
             os.remove(stale)
+        os.environ[PREPARED_ENV] = f"{os.getpid()}:named"
         return named, False
     created = tempfile.mkdtemp(prefix="dpm_async-metrics-")
     os.environ[MULTIPROC_ENV] = created
+    os.environ[PREPARED_ENV] = f"{os.getpid()}:ours"
     return created, True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -157,3 +158,25 @@ def test_the_queue_query_walks_the_status_index_on_postgresql():
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "operation_status_list_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.django_db(False)
+def test_the_metrics_directory_is_emptied_at_start_and_kept_when_gunicorn_reloads(monkeypatch, tmp_path):
+    from dpm_async import server
+
+    monkeypatch.delenv(server.PREPARED_ENV, raising=False)
+    monkeypatch.setenv(server.MULTIPROC_ENV, str(tmp_path))
+    (tmp_path / "counter_123.db").write_bytes(b"a previous instance's counts")
+    assert server.metrics_directory_prepare() == (str(tmp_path), False)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "counter_456.db").write_bytes(b"this instance's counts")
+    assert server.metrics_directory_prepare() == (str(tmp_path), False)  # SIGHUP reads the config again
+    assert [path.name for path in tmp_path.iterdir()] == ["counter_456.db"]
+
+    monkeypatch.delenv(server.MULTIPROC_ENV)
+    monkeypatch.delenv(server.PREPARED_ENV)
+    created, ours = server.metrics_directory_prepare()
+    try:
+        assert ours and os.environ[server.MULTIPROC_ENV] == created and os.listdir(created) == []
+    finally:
+        server.metrics_directory_remove(created)
