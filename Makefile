@@ -41,12 +41,15 @@ migrate: venv .env
 
 # The access log names the request line, status, size, time and correlation id - never a header
 # such as Authorization, nor a body, nor (unlike gunicorn's default format) a Basic-auth user name.
+# With DPM_LOG_FORMAT=json the same fields are one JSON object per line (dpm_async/server.py).
+# gunicorn.conf.py: settings checked before any worker starts, metrics in multiprocess mode,
+# correlation ids on gunicorn's own lines (docs/deployment.md).
 ACCESS_LOG_FORMAT := %(h)s %(t)s "%(r)s" %(s)s %(b)s %(M)sms corr=%({x-correlation-id}o)s
 
 run: migrate
 	@echo "serving on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/docs/)"
 	@echo "API token: $(BIN)/python manage.py issue_token <username> --create-user, then send -H 'Authorization: Token <key>'"
-	$(BIN)/gunicorn dpm_async.wsgi:application --bind $(HOST):$(PORT) \
+	$(BIN)/gunicorn dpm_async.wsgi:application --config gunicorn.conf.py --bind $(HOST):$(PORT) \
 		--workers $(WEB_WORKERS) --threads $(WEB_THREADS) --timeout 600 \
 		--access-logfile - --access-logformat '$(ACCESS_LOG_FORMAT)'
 

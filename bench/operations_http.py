@@ -112,7 +112,7 @@ class Service:
         python = sys.executable
         subprocess.run([python, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=REPO, env=self.env, check=True)
         self.token = subprocess.run([python, "manage.py", "issue_token", "bench", "--create-user"], cwd=REPO,
-                                    env=self.env, check=True, capture_output=True, text=True).stdout.strip()
+                                    env=self.env, check=True, capture_output=True, text=True).stdout.split()[-1]
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         gunicorn = str(Path(python).with_name("gunicorn"))
@@ -153,10 +153,11 @@ import django; django.setup()
 from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from dpm_async.models import ApiToken
+from dpm_async.tokens import api_token_digest
 from operations.models import Operation, operation_id_generate
 
-owner = Token.objects.get(key={token!r}).user
+owner = ApiToken.objects.get(digest=api_token_digest({token!r})).user
 now = timezone.now()
 done = 0
 while done < {count}:

@@ -41,6 +41,7 @@ INTERNAL_ERROR = "INTERNAL_ERROR"
 DISALLOWED_HOST = "DISALLOWED_HOST"
 TOO_MANY_FIELDS = "TOO_MANY_FIELDS"
 REQUEST_REFUSED = "REQUEST_REFUSED"
+SERVICE_NOT_READY = "SERVICE_NOT_READY"
 
 
 class FieldError(TypedDict):
@@ -54,6 +55,8 @@ class ProblemExtra(TypedDict, total=False):
     """What some problems add: `errors` (a 400 about the body or the query), or the operation concerned."""
 
     errors: list[FieldError]
+    # A 503 of /health/ready: the state of each readiness check ("ok", or what is wrong).
+    checks: dict[str, str]
     operation_id: str
     operation_status: str
     status_url: str

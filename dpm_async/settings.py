@@ -1,8 +1,14 @@
 """Settings of the dpm_async service.
 
-Every setting is read here, once, through one `environ.Env()`; code reads them at call time through
-`django.conf.settings` so that `override_settings` works in tests. `.env` beside manage.py is read
-when present (`make run` writes one with a generated secret key on first start).
+Every setting is read here, once, through one `StrictEnv` (django-environ's Env with strict typed
+readers, dpm_async/environment.py); code reads them at call time through `django.conf.settings` so
+that `override_settings` works in tests. `.env` beside manage.py is read when present (`make run`
+writes one with a generated secret key on first start).
+
+A value that is not one of the documented spellings stops the process with one line naming the
+variable, the value and what is allowed (manage.py and gunicorn.conf.py print it). Two variables
+fall back to their default with a warning instead, as spec/api.md section 5 prescribes:
+DPM_ASYNC_EXECUTION_MODE and DPM_ASYNC_OPERATIONS_TTL_SECONDS.
 """
 
 from __future__ import annotations
@@ -14,18 +20,29 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from dpm_async.environment import ConfigurationInvalid, StrictEnv
+from dpm_async.logs import LOG_FORMATS, LOG_LEVELS, logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+env = StrictEnv()
 # The variables' file: `.env` beside manage.py unless DJANGO_ENV_FILE names another (e.g. one
-# managed by the deployment), or is empty to read none. The process environment always wins.
-_env_file = os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env"))
+# managed by the deployment), or is empty to read none. The process environment always wins. A
+# file that is named but missing is refused: its settings would be silently replaced by defaults.
+_default_env_file = str(BASE_DIR / ".env")
+_env_file = env.raw("DJANGO_ENV_FILE")
+if _env_file is None:
+    _env_file = _default_env_file
 if _env_file and Path(_env_file).is_file():
     environ.Env.read_env(_env_file, overwrite=False)
+elif _env_file and _env_file != _default_env_file:
+    raise ConfigurationInvalid(
+        f"DJANGO_ENV_FILE={_env_file!r} is not allowed: use the path of an existing file, or an empty value to read none"
+    )
 
 _startup_warnings: list[str] = []
 
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+DEBUG = env.flag("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
@@ -41,20 +58,20 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Secure by default: with DEBUG off the service assumes it is reached over HTTPS (redirect, HSTS,
 # secure cookies). `make run` serves plain http on 127.0.0.1, so the .env it writes from
 # .env.example says DJANGO_SECURE_HTTPS=false; a deployment behind TLS leaves it unset (or true).
-DJANGO_SECURE_HTTPS = env.bool("DJANGO_SECURE_HTTPS", default=not DEBUG)
+DJANGO_SECURE_HTTPS = env.flag("DJANGO_SECURE_HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = DJANGO_SECURE_HTTPS
 # Load balancers probe over plain http inside the network: the probes are never redirected.
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SESSION_COOKIE_SECURE = DJANGO_SECURE_HTTPS
 CSRF_COOKIE_SECURE = DJANGO_SECURE_HTTPS
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if DJANGO_SECURE_HTTPS else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=DJANGO_SECURE_HTTPS)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=DJANGO_SECURE_HTTPS)
+SECURE_HSTS_SECONDS = env.whole("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if DJANGO_SECURE_HTTPS else 0,
+                                minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.flag("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=DJANGO_SECURE_HTTPS)
+SECURE_HSTS_PRELOAD = env.flag("DJANGO_SECURE_HSTS_PRELOAD", default=DJANGO_SECURE_HTTPS)
 # Behind a TLS-terminating proxy, e.g. "HTTP_X_FORWARDED_PROTO,https": without it every request
 # looks like http and SECURE_SSL_REDIRECT would redirect forever. Set it only when the proxy
-# always overwrites that header.
-_proxy_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=[])
-SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
+# always overwrites that header. Anything but two words is refused rather than ignored.
+SECURE_PROXY_SSL_HEADER = env.pair("DJANGO_SECURE_PROXY_SSL_HEADER")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -72,7 +89,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "dpm_async.apps.DpmAsyncConfig",
@@ -84,6 +100,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so that its count and latency cover every answer, those of the middleware below
+    # included (413s, bad correlation ids).
+    "dpm_async.metrics.RequestMetricsMiddleware",
     # Answers carry confidential data: no cache keeps them (every error included).
     "dpm_async.security.NoStoreMiddleware",
     # Next, so that every response - Django's own error pages included - carries the id.
@@ -120,7 +139,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "dpm_async.wsgi.application"
 ASGI_APPLICATION = "dpm_async.asgi.application"
 
-DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///db.sqlite3")}
+DATABASES = {"default": env.database("DATABASE_URL", default="sqlite:///db.sqlite3")}
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] not in ("", ":memory:") and not Path(_db["NAME"]).is_absolute():
@@ -140,13 +159,16 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "NAME", str(Path(tempfile.gettempdir()) / f"dpm_async_test_{os.getpid()}.sqlite3")
     )
 elif _db["ENGINE"] == "django.db.backends.postgresql":
-    _db.setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+    _db.setdefault("CONN_MAX_AGE", env.whole("DJANGO_CONN_MAX_AGE", default=60, minimum=0))
     _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # libpq waits forever for an unreachable host by default; a readiness probe (and every request)
+    # must fail instead of hanging. A URL's own ?connect_timeout= wins.
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     # Values travel as bind parameters, not inside the SQL text: a statement that fails (a timeout
     # while storing a result, say) is logged by PostgreSQL without the portfolio or the result in
     # it (docs/security.md, "What the database logs"), and a 70 MB result is sent as one binary
     # parameter instead of being quoted into a 70 MB statement.
-    _db.setdefault("OPTIONS", {}).setdefault("server_side_binding", True)
+    _db["OPTIONS"].setdefault("server_side_binding", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -172,12 +194,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- request limits --------------------------------------------------------------------------
 # Bodies above this many bytes are refused with 413 before they are read.
-DPM_MAX_REQUEST_BYTES = env.int("DPM_MAX_REQUEST_BYTES", default=16 * 1024 * 1024)
+DPM_MAX_REQUEST_BYTES = env.whole("DPM_MAX_REQUEST_BYTES", default=16 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DPM_MAX_REQUEST_BYTES
 
 # --- who may call the API (spec/api.md section 9; docs/security.md) ----------------------------
 # false opens every endpoint to anonymous callers, for local experiments only: logged at start.
-DPM_API_AUTH_REQUIRED = env.bool("DPM_API_AUTH_REQUIRED", default=True)
+# Strict like every flag, so it fails closed: a misspelt value stops the service, never opens it.
+DPM_API_AUTH_REQUIRED = env.flag("DPM_API_AUTH_REQUIRED", default=True)
 if not DPM_API_AUTH_REQUIRED:
     _startup_warnings.append(
         "DPM_API_AUTH_REQUIRED=false: the API answers anonymous callers; use this for local experiments only"
@@ -190,7 +213,7 @@ REST_FRAMEWORK = {
     # Token first: its `WWW-Authenticate: Token` makes a missing credential a 401 (DRF answers 403
     # when the first class names no challenge). Sessions serve the admin and Swagger UI users.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "dpm_async.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["dpm_async.authentication.ApiAuthRequired"],
@@ -223,42 +246,47 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- async operations (RFC-0018; spec/api.md section 5) ----------------------------------------
-DPM_ASYNC_OPERATIONS_ENABLED = env.bool("DPM_ASYNC_OPERATIONS_ENABLED", default=True)
-DPM_ASYNC_MANUAL_EXECUTION_ENABLED = env.bool("DPM_ASYNC_MANUAL_EXECUTION_ENABLED", default=True)
+DPM_ASYNC_OPERATIONS_ENABLED = env.flag("DPM_ASYNC_OPERATIONS_ENABLED", default=True)
+DPM_ASYNC_MANUAL_EXECUTION_ENABLED = env.flag("DPM_ASYNC_MANUAL_EXECUTION_ENABLED", default=True)
 
+# spec/api.md section 5 prescribes a fallback (with a warning) for these two, not a refusal.
 _DEFAULT_TTL = 86400
 try:
-    DPM_ASYNC_OPERATIONS_TTL_SECONDS = int(env.str("DPM_ASYNC_OPERATIONS_TTL_SECONDS", default=str(_DEFAULT_TTL)).strip())
-    if DPM_ASYNC_OPERATIONS_TTL_SECONDS < 1:
-        raise ValueError
-except ValueError:
-    _startup_warnings.append(
-        f"DPM_ASYNC_OPERATIONS_TTL_SECONDS={env.str('DPM_ASYNC_OPERATIONS_TTL_SECONDS')!r} is invalid; "
-        f"using {_DEFAULT_TTL}"
-    )
+    DPM_ASYNC_OPERATIONS_TTL_SECONDS = env.whole("DPM_ASYNC_OPERATIONS_TTL_SECONDS", default=_DEFAULT_TTL, minimum=1)
+except ConfigurationInvalid as invalid:
+    _startup_warnings.append(f"{invalid}; falling back to the default {_DEFAULT_TTL}")
     DPM_ASYNC_OPERATIONS_TTL_SECONDS = _DEFAULT_TTL
 
 EXECUTION_MODES = ("INLINE", "ACCEPT_ONLY", "WORKER")
-_mode = env.str("DPM_ASYNC_EXECUTION_MODE", default="INLINE").strip().upper()
-if _mode not in EXECUTION_MODES:
-    _startup_warnings.append(
-        f"DPM_ASYNC_EXECUTION_MODE={env.str('DPM_ASYNC_EXECUTION_MODE')!r} is not one of "
-        f"{', '.join(EXECUTION_MODES)}; falling back to INLINE"
-    )
-    _mode = "INLINE"
-DPM_ASYNC_EXECUTION_MODE = _mode
+try:
+    DPM_ASYNC_EXECUTION_MODE = env.choice("DPM_ASYNC_EXECUTION_MODE", EXECUTION_MODES, default="INLINE")
+except ConfigurationInvalid as invalid:
+    _startup_warnings.append(f"{invalid}; falling back to INLINE")
+    DPM_ASYNC_EXECUTION_MODE = "INLINE"
 
-DPM_ASYNC_EXECUTION_LEASE_SECONDS = max(1, env.int("DPM_ASYNC_EXECUTION_LEASE_SECONDS", default=300))
-DPM_ASYNC_MAX_ATTEMPTS = max(1, env.int("DPM_ASYNC_MAX_ATTEMPTS", default=3))
+DPM_ASYNC_EXECUTION_LEASE_SECONDS = env.whole("DPM_ASYNC_EXECUTION_LEASE_SECONDS", default=300, minimum=1)
+DPM_ASYNC_MAX_ATTEMPTS = env.whole("DPM_ASYNC_MAX_ATTEMPTS", default=3, minimum=1)
 # How often every worker settles lapsed leases (and re-enqueues what it requeued): at most 30 s,
 # and a quarter of the lease for short leases, so a dead worker's operation runs again within
 # lease + this interval (+ the queue's polling interval).
-DPM_ASYNC_RECOVERY_INTERVAL_SECONDS = env.float(
+DPM_ASYNC_RECOVERY_INTERVAL_SECONDS = env.seconds(
     "DPM_ASYNC_RECOVERY_INTERVAL_SECONDS", default=min(30.0, max(1.0, DPM_ASYNC_EXECUTION_LEASE_SECONDS / 4))
 )
-if DPM_ASYNC_RECOVERY_INTERVAL_SECONDS <= 0:
-    _startup_warnings.append("DPM_ASYNC_RECOVERY_INTERVAL_SECONDS must be positive; using 30")
-    DPM_ASYNC_RECOVERY_INTERVAL_SECONDS = 30.0
+
+# --- readiness and metrics (docs/deployment.md, "Monitoring") ----------------------------------
+# WORKER mode: /health/ready answers 503 when PENDING work is older than this and no worker has
+# sent a heartbeat within it. Workers beat every few seconds (operations/heartbeats.py).
+DPM_READY_MAX_PENDING_AGE_SECONDS = env.whole("DPM_READY_MAX_PENDING_AGE_SECONDS", default=120, minimum=1)
+# Where each `manage.py db_worker` serves its Prometheus metrics (unset: it serves none). Several
+# workers on one host need one port each (docs/deployment.md). The address defaults to loopback:
+# open it to the Prometheus server's network deliberately.
+DPM_WORKER_METRICS_PORT = env.integer("DPM_WORKER_METRICS_PORT", default=None, minimum=1, maximum=65535)
+DPM_WORKER_METRICS_ADDRESS = env.str("DPM_WORKER_METRICS_ADDRESS", default="127.0.0.1")
+# What /metrics adds to the per-process metrics: collectors computed at scrape time (the queue).
+DPM_METRICS_COLLECTORS = ["operations.metrics.OperationsCollector"]
+# What /health/ready checks beyond the database and its migrations: name -> a function returning
+# (state, passed).
+DPM_READINESS_CHECKS = {"workers": "operations.readiness.workers_ready"}
 
 # --- background tasks (WORKER mode; docs/deployment.md) ----------------------------------------
 # Any django.tasks backend: the database backend by default (workers: `manage.py db_worker`),
@@ -266,37 +294,16 @@ if DPM_ASYNC_RECOVERY_INTERVAL_SECONDS <= 0:
 TASKS = {
     "default": {
         "BACKEND": env.str("DPM_TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
-        "OPTIONS": env.json("DPM_TASKS_OPTIONS", default={}),
+        "OPTIONS": env.json_object("DPM_TASKS_OPTIONS", default={}),
     }
 }
 
-# --- logging ---------------------------------------------------------------------------------
-LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {
-        "correlation": {"()": "dpm_async.correlation.CorrelationIdLogFilter"},
-        "refused_request": {"()": "dpm_async.problems.RefusedRequestLogFilter"},
-    },
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["correlation"], "formatter": "plain"},
-        # A filter on a handler sees the records of child loggers too (a logger's own filters do not).
-        "refused_requests": {"class": "logging.StreamHandler", "filters": ["correlation", "refused_request"],
-                             "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        # 4xx answers are logged by our own code with their code; Django's own line would repeat it.
-        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
-        # A request Django refuses (bad Host, too many fields, ...): one WARNING line each.
-        "django.security": {"handlers": ["refused_requests"], "level": "WARNING", "propagate": False},
-    },
-}
+# --- logging (docs/deployment.md, "Logs") -------------------------------------------------------
+# text: one readable line per event; json: one JSON object per line, for log shippers. Every line
+# carries the correlation id of the request (or operation) it belongs to.
+LOG_LEVEL = env.choice("DJANGO_LOG_LEVEL", LOG_LEVELS, default="INFO")
+DPM_LOG_FORMAT = env.choice("DPM_LOG_FORMAT", LOG_FORMATS, default="text")
+LOGGING = logging_config(DPM_LOG_FORMAT, LOG_LEVEL)
 
 # Logged once logging is configured (dpm_async.apps.DpmAsyncConfig.ready).
 DPM_SETTINGS_WARNINGS = tuple(_startup_warnings)

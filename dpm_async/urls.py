@@ -5,12 +5,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from dpm_async.health import HealthLiveView, HealthReadyView
+from dpm_async.metrics import MetricsView
 
 urlpatterns = [
     path("rebalance/", include("rebalance.urls")),
     path("rebalance/", include("operations.urls")),
     path("health/live", HealthLiveView.as_view(), name="health-live"),
     path("health/ready", HealthReadyView.as_view(), name="health-ready"),
+    path("metrics", MetricsView.as_view(), name="metrics"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),

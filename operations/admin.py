@@ -19,9 +19,10 @@ from django.utils.html import format_html, format_html_join
 from operations.access import OPERATIONS_ALL
 from operations.clock import now_or_database
 from operations.errors import OperationNotCancellable, OperationNotFound
+from operations.maintenance import operations_purge
 from operations.models import Operation
 from operations.results import operation_scenario_verdicts
-from operations.services import operation_cancel, operations_purge_expired
+from operations.services import PURGE_BATCH_SIZE, operation_cancel
 
 # The detail page shows at most this much of a stored request: the database cuts the text, so the
 # rest never leaves it. A result is never shown whole (up to hundreds of MB): the page shows its
@@ -157,5 +158,5 @@ class OperationAdmin(admin.ModelAdmin[Operation]):
 
     @admin.action(description="Purge all expired operations (the selection is ignored)", permissions=["purge"])
     def purge_expired(self, request: HttpRequest, queryset: QuerySet[Operation]) -> None:
-        purged = operations_purge_expired()
+        purged = operations_purge(batch_size=PURGE_BATCH_SIZE)
         self.message_user(request, f"Purged {purged} expired operation(s).", messages.SUCCESS)

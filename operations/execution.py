@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TypedDict
 
 from django.db import DatabaseError, InterfaceError
 
-from dpm_async.correlation import correlation_id_bound
+from dpm_async.correlation import correlation_id_bound, operation_id_bound
 from dpm_async.encoding import zstd_compress
 from dpm_async.problems import RequestInvalid
 from operations.access import OperationScope
@@ -30,6 +31,7 @@ from operations.errors import (
     operation_failure,
 )
 from operations.leases import operation_lease_kept
+from operations.metrics import operation_run_observe
 from operations.models import Operation, OperationStatus
 from operations.selectors import operation_reload, operation_status, operation_to_act_on
 from operations.services import (
@@ -62,7 +64,10 @@ def operation_execute(operation_id: str, *, scope: OperationScope) -> Operation:
         if current is None:
             raise OperationNotFound()
         raise OperationNotExecutable(current.id, current.status)
-    operation_run_claimed(operation.id, attempt)
+    started = time.perf_counter()
+    with operation_id_bound(operation.id):
+        recorded = operation_run_claimed(operation.id, attempt)
+    operation_run_observe("EXECUTE", operation.id, started, recorded)
     return operation_reload(operation.id)
 
 
@@ -180,6 +185,9 @@ def operation_run_queued(operation_id: str) -> QueuedRun:
         return {"operation_id": operation_id, "ran": False, "attempt": None, "recorded": False}
     # The worker's log lines about this run carry the operation's correlation id, as the web's do
     # (a stored ENGINE_ERROR message points to the log under that id).
-    with correlation_id_bound(operation.correlation_id), operation_lease_kept(operation_id, attempt) as keeper:
+    started = time.perf_counter()
+    with (correlation_id_bound(operation.correlation_id), operation_id_bound(operation_id),
+          operation_lease_kept(operation_id, attempt) as keeper):
         recorded = operation_run_claimed(operation_id, attempt, on_scenario=keeper.progressed)
+    operation_run_observe("WORKER", operation_id, started, recorded)
     return {"operation_id": operation_id, "ran": True, "attempt": attempt, "recorded": recorded}

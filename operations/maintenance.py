@@ -15,9 +15,10 @@ from django.db import transaction
 
 from operations.clock import earlier, now_or_database
 from operations.config import WORKER, execution_mode
+from operations.metrics import lease_recoveries_tally, purged_tally
 from operations.models import Operation
 from operations.queue import operation_enqueue
-from operations.services import operations_leases_settle
+from operations.services import operations_leases_settle, operations_purge_expired
 from operations.tasks import operation_ids_queued
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def operations_recover_expired_leases(
     if enqueue is None:
         enqueue = execution_mode() == WORKER
     settled = operations_leases_settle(now=now)
+    lease_recoveries_tally(requeued=len(settled.requeued), failed=settled.exhausted, cancelled=settled.cancelled)
     if enqueue:
         for operation_id in settled.requeued:
             transaction.on_commit(functools.partial(operation_enqueue, operation_id))
@@ -75,3 +77,12 @@ def operations_enqueue_stranded(*, now: datetime | None = None) -> int:
         logger.warning("operation %s was PENDING with no task; enqueued", operation_id)
         operation_enqueue(operation_id)
     return len(stranded)
+
+
+def operations_purge(*, batch_size: int, dry_run: bool = False) -> int:
+    """`services.operations_purge_expired`, added to the purged tally that /metrics exports (the
+    purge runs from cron, which nobody scrapes)."""
+    purged = operations_purge_expired(batch_size=batch_size, dry_run=dry_run)
+    if not dry_run:
+        purged_tally(purged)
+    return purged

@@ -336,3 +336,37 @@ class OperationScenarioResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation_id} {self.name} {self.status}"
+class WorkerHeartbeat(models.Model):
+    """A `manage.py db_worker` process that is alive: it rewrites `seen_at` every few seconds.
+
+    Readiness (WORKER mode) reads it: old PENDING work and no heartbeat within
+    DPM_READY_MAX_PENDING_AGE_SECONDS means nobody is there to run the queue. A worker deletes its
+    row when it stops; the rows of killed workers age out (deleted after a day by the others).
+    """
+
+    # `--worker-id`, unique across the fleet (docs/deployment.md).
+    worker_id = models.CharField(primary_key=True, max_length=64)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    # Readiness asks "anyone seen since …?": one index probe.
+    seen_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.worker_id} seen {self.seen_at:%Y-%m-%dT%H:%M:%SZ}"
+
+
+class MaintenanceTally(models.Model):
+    """Running totals of maintenance done by any process: lease recoveries, purged rows.
+
+    The purge runs from cron and lease recovery also from cron (and in every worker): short-lived
+    processes no Prometheus server scrapes. So their counts are added here, in the same database,
+    and /metrics exports them as counters (operations/metrics.py). One conditional `value = value
+    + n` UPDATE per maintenance round that did something; the rows are created by the migration.
+    """
+
+    name = models.CharField(primary_key=True, max_length=64)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"

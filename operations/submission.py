@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from operations.config import INLINE, WORKER, execution_mode
 from operations.execution import operation_run_batch
+from operations.metrics import operation_run_observe, operation_submitted_observe
 from operations.models import Operation
 from operations.queue import operation_enqueue
 from operations.selectors import operation_reload
@@ -45,10 +47,13 @@ def operation_submit(batch: BatchRebalanceRequest, *, correlation_id: str, owner
     )
     if not created:
         return Submission(operation=operation, replayed=True)
+    operation_submitted_observe(mode)
     if mode == INLINE:
         attempt = operation_claim(operation)
         if attempt is not None:
-            operation_run_batch(operation.id, operation.correlation_id, attempt, batch)
+            started = time.perf_counter()
+            recorded = operation_run_batch(operation.id, operation.correlation_id, attempt, batch)
+            operation_run_observe("INLINE", operation.id, started, recorded)
         return Submission(operation=operation_reload(operation.id), replayed=False)
     if mode == WORKER:
         transaction.on_commit(lambda: operation_enqueue(operation.id))

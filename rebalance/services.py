@@ -25,6 +25,7 @@ from dpm_async.renderers import json_dumps
 from rebalance.batch import BaseSnapshotIds, BatchRebalanceRequest, ScenarioStatus
 from rebalance.engine import prepare_inputs, result_to_wire, run_rebalance, scenario_comparison_metric
 from rebalance.engine.wire_types import ComparisonMetric
+from rebalance.metrics import SCENARIOS_RUN
 from rebalance.options import OptionsInvalid, engine_options_parse
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def rebalance_analyze_batch(
     for name in names:
         if before_scenario is not None:
             before_scenario(BatchProgress(len(names), name, dict(statuses)))
+        SCENARIOS_RUN.inc()
         try:
             options = engine_options_parse(batch.scenarios[name].options)
         except OptionsInvalid as invalid:

@@ -8,17 +8,19 @@ can be left unchecked, and the examples the document shows are held to it too.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from rebalance.batch import BatchRebalanceRequest, BatchRebalanceResult
 from rebalance.examples import REQUEST_EXAMPLE, RESULT_EXAMPLE
 from rebalance.parsing import batch_request_parse
 from tests.contract import Contract, ContractViolation, contract
 from tests.factories.bodies import batch_body, lots_batch_body
-from tests.factories.operations import ASYNC_URL, LIST_URL, operation_row, parse
+from tests.factories.operations import ASYNC_URL, LIST_URL, api_headers, api_user, operation_row, parse
 
 pytestmark = pytest.mark.django_db
 
@@ -85,9 +87,16 @@ def test_every_endpoint_answers_as_documented_in_success_and_failure(client, ano
     assert calls.call("GET", "/health/ready").status_code == 200
     assert calls.call("GET", "/health/live", **{"X-Correlation-Id": "not valid"}).status_code == 400
     assert calls.call("GET", "/health/ready", **{"X-Correlation-Id": "not valid"}).status_code == 400
+    with override_settings(DPM_ASYNC_EXECUTION_MODE="WORKER", DPM_READY_MAX_PENDING_AGE_SECONDS=1):
+        operation_row(created_at=timezone.now() - timedelta(seconds=5))
+        assert calls.call("GET", "/health/ready").status_code == 503
+    staff = Recorder(Client(headers=api_headers(api_user("metrics-reader", is_staff=True))))
+    assert staff.call("GET", "/metrics").status_code == 200
+    assert calls.call("GET", "/metrics").status_code == 403
+    assert anonymous.call("GET", "/metrics").status_code == 401
 
     # Each documented path was called, and answered both a success and a problem.
-    seen = calls.seen | anonymous.seen
+    seen = calls.seen | anonymous.seen | staff.seen
     documented = {(operation.method, operation.path) for operation in contract().operations}
     assert documented == {(method, path) for method, path, _ in seen}
     for method, path in documented:

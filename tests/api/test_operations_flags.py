@@ -108,7 +108,8 @@ def test_an_invalid_mode_falls_back_to_inline_with_a_warning():
     loaded = _settings_in_a_fresh_process(DPM_ASYNC_EXECUTION_MODE="QUEUE")
     assert loaded["mode"] == "INLINE"
     assert loaded["warnings"] == [
-        "DPM_ASYNC_EXECUTION_MODE='QUEUE' is not one of INLINE, ACCEPT_ONLY, WORKER; falling back to INLINE"
+        "DPM_ASYNC_EXECUTION_MODE='QUEUE' is not allowed: use one of INLINE, ACCEPT_ONLY, WORKER (any case); "
+        "falling back to INLINE"
     ]
 
 
@@ -121,4 +122,7 @@ def test_the_mode_is_trimmed_and_case_insensitive_in_the_environment():
 def test_an_invalid_ttl_falls_back_with_a_warning():
     loaded = _settings_in_a_fresh_process(DPM_ASYNC_OPERATIONS_TTL_SECONDS="0")
     assert loaded["ttl"] == 86400
-    assert loaded["warnings"] == ["DPM_ASYNC_OPERATIONS_TTL_SECONDS='0' is invalid; using 86400"]
+    assert loaded["warnings"] == [
+        "DPM_ASYNC_OPERATIONS_TTL_SECONDS='0' is not allowed: use a whole number of at least 1; "
+        "falling back to the default 86400"
+    ]

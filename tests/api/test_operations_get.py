@@ -153,6 +153,6 @@ def test_get_does_not_load_the_stored_request(client, django_assert_num_queries)
     operation = operation_row()
     with django_assert_num_queries(2) as captured:
         client.get(f"/rebalance/operations/{operation.id}")
-    assert "authtoken_token" in captured.captured_queries[0]["sql"]
+    assert "dpm_async_apitoken" in captured.captured_queries[0]["sql"]
     select = captured.captured_queries[1]["sql"]
     assert '"request"' not in select.replace('"request_fingerprint"', "")

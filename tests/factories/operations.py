@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from dpm_async.encoding import IDENTITY, body_encode, frame_text, zstd_compress
+from dpm_async.models import ApiToken
+from dpm_async.tokens import api_token_digest
 from operations.models import (
     Operation,
     OperationScenarioResult,
@@ -47,9 +48,18 @@ def api_user(username: str = API_USERNAME, **fields: Any) -> Any:
 
 
 def api_token(user: Any = None) -> str:
-    """The API token key of `user` (default: the `client` fixture's user), created on first use."""
-    token, _ = Token.objects.get_or_create(user=user or api_user())
-    return token.key
+    """An API key of `user` (default: the `client` fixture's user), stored on first use.
+
+    The key is derived from the user name, so every call (and every test) gets the same one back
+    although only its digest is stored.
+    """
+    user = user or api_user()
+    key = f"dpm_test00000000_{user.get_username()}-not-a-secret"
+    ApiToken.objects.get_or_create(digest=api_token_digest(key), defaults={
+        "user": user, "name": "tests", "prefix": "dpm_test00000000", "created_at": timezone.now(),
+        # Used just now: a request does not rewrite it (tests count a request's queries).
+        "last_used_at": timezone.now()})
+    return key
 
 
 def api_headers(user: Any = None) -> dict[str, str]:

@@ -164,6 +164,7 @@ def test_the_worker_starts_its_loop_again_after_losing_the_database(monkeypatch)
     monkeypatch.setattr(db_worker.DatabaseWorkerCommand, "handle", backend_loop)
     monkeypatch.setattr(db_worker, "RESTART_PAUSE_SECONDS", 0)
     monkeypatch.setattr(db_worker.OperationsSweeper, "run", lambda self: None)
+    monkeypatch.setattr(db_worker.HeartbeatThread, "run", lambda self: None)
     call_command("db_worker", "--no-reload", "--interval", "0.5", verbosity=0)
     assert calls == [0.5, 0.5]
 

@@ -13,7 +13,13 @@ or any `manage.py db_worker ...` line - also recovers dead workers' operations, 
   interval plus the queue's polling interval;
 - a database restart does not end the worker: the backend's loop raises on a lost connection, and
   this command starts it again after a short pause (a task interrupted by it leaves its operation
-  RUNNING, and the lease recovery takes it from there).
+  RUNNING, and the lease recovery takes it from there);
+- a heartbeat thread records every few seconds that the worker is alive (operations/heartbeats.py),
+  which readiness reads in WORKER mode; the row is removed when the worker stops;
+- with DPM_WORKER_METRICS_PORT set, it serves its Prometheus metrics on that port (runs finished,
+  their durations, scenarios run);
+- every log line about a task - the backend's own "Task … state=RUNNING" lines included - carries
+  the operation id and correlation id of the operation it runs.
 
 All arguments are the backend's (`--interval`, `--queue-name`, `--max-tasks`, `--batch`, ...).
 """
@@ -28,11 +34,19 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.management.base import CommandError
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
+from django_tasks_db.management.commands import db_worker as database_worker
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
+from django_tasks_db.models import DBTaskResult
+from prometheus_client import start_http_server
 
+from dpm_async.correlation import correlation_id_bound, operation_id_bound
+from operations.heartbeats import HeartbeatThread, heartbeat_interval
 from operations.maintenance import operations_enqueue_stranded, operations_recover_expired_leases
+from operations.models import Operation
+from operations.tasks import operation_run_task
 
 logger = logging.getLogger("operations.worker")
 
@@ -73,6 +87,37 @@ class OperationsSweeper(threading.Thread):
                 return
 
 
+class OperationsWorker(database_worker.Worker):
+    """django-tasks-db's worker, running each task with its operation's ids bound for the log."""
+
+    def run_task(self, db_task_result: DBTaskResult[Any, Any]) -> None:
+        operation_id = _operation_id_of(db_task_result)
+        if operation_id is None:
+            super().run_task(db_task_result)
+            return
+        # One primary-key read, so that the backend's own lines before the task runs ("state=RUNNING")
+        # carry the correlation id too.
+        correlation_id = Operation.objects.filter(pk=operation_id).values_list("correlation_id", flat=True).first()
+        with operation_id_bound(operation_id):
+            if correlation_id is None:
+                super().run_task(db_task_result)
+                return
+            with correlation_id_bound(correlation_id):
+                super().run_task(db_task_result)
+
+
+def _operation_id_of(db_task_result: DBTaskResult[Any, Any]) -> str | None:
+    if db_task_result.task_path != operation_run_task.module_path:
+        return None
+    arguments = (db_task_result.args_kwargs or {}).get("args") or []
+    return arguments[0] if arguments and isinstance(arguments[0], str) else None
+
+
+# The backend's command builds its `Worker` by this module-level name; pointing the name at the
+# subclass is the one seam it offers short of copying its `handle`.
+database_worker.Worker = OperationsWorker  # type: ignore[misc]
+
+
 class Command(DatabaseWorkerCommand):
     help = (
         "Runs a database tasks worker (django-tasks-db), which runs WORKER-mode operations; it also "
@@ -84,8 +129,12 @@ class Command(DatabaseWorkerCommand):
         # With --reload the parent process only watches files; the child does the work.
         works = not options["reload"] or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"
         sweeper = OperationsSweeper(settings.DPM_ASYNC_RECOVERY_INTERVAL_SECONDS) if works else None
-        if sweeper is not None:
-            sweeper.start()
+        heartbeat = HeartbeatThread(options["worker_id"], heartbeat_interval()) if works else None
+        if works and settings.DPM_WORKER_METRICS_PORT is not None:
+            self._serve_metrics(settings.DPM_WORKER_METRICS_ADDRESS, settings.DPM_WORKER_METRICS_PORT)
+        for thread in (sweeper, heartbeat):
+            if thread is not None:
+                thread.start()
         try:
             while True:
                 try:
@@ -100,3 +149,16 @@ class Command(DatabaseWorkerCommand):
         finally:
             if sweeper is not None:
                 sweeper.stopping.set()
+            if heartbeat is not None:
+                heartbeat.stopping.set()
+                heartbeat.join(timeout=5)  # so that its row is removed before the process ends
+
+    def _serve_metrics(self, address: str, port: int) -> None:
+        try:
+            start_http_server(port, addr=address)
+        except OSError as error:
+            raise CommandError(
+                f"DPM_WORKER_METRICS_PORT={port}: cannot serve metrics on {address}:{port} ({error.strerror}); "
+                "give each worker on a host its own port"
+            ) from None
+        logger.info("serving metrics on http://%s:%s/metrics", address, port)

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from operations.maintenance import operations_recover_expired_leases
-from operations.services import PURGE_BATCH_SIZE, operations_purge_expired
+from operations.maintenance import operations_purge, operations_recover_expired_leases
+from operations.services import PURGE_BATCH_SIZE
 
 
 class Command(BaseCommand):
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         recovered = operations_recover_expired_leases(dry_run=dry_run)
-        purged = operations_purge_expired(batch_size=batch_size, dry_run=dry_run)
+        purged = operations_purge(batch_size=batch_size, dry_run=dry_run)
         if dry_run:
             self.stdout.write(f"dry run: would purge {purged} expired operation(s); "
                               f"{recovered} RUNNING operation(s) have an expired lease")

@@ -1,0 +1,35 @@
+"""What the operations add to `/health/ready` (dpm_async/health.py; docs/deployment.md, "Readiness")."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from operations.config import WORKER, execution_mode
+from operations.heartbeats import workers_seen_since
+from operations.models import Operation
+
+
+def workers_ready() -> tuple[str, bool]:
+    """WORKER mode: not ready when PENDING work has waited longer than the window
+    (DPM_READY_MAX_PENDING_AGE_SECONDS) and no worker has sent a heartbeat within it.
+
+    Old work with live workers is a busy fleet, not a missing one: ready (the queue age metric and
+    its alert tell that story). Two indexed reads: the oldest live PENDING operation, then, only
+    if it is too old, whether any heartbeat is recent.
+    """
+    mode = execution_mode()
+    if mode != WORKER:
+        return f"not checked (execution mode {mode})", True
+    now = timezone.now()
+    window = timedelta(seconds=settings.DPM_READY_MAX_PENDING_AGE_SECONDS)
+    oldest = (
+        Operation.objects.live(now).pending().order_by("created_at").values_list("created_at", flat=True).first()
+    )
+    if oldest is None or now - oldest <= window or workers_seen_since(now - window):
+        return "ok", True
+    waited = int((now - oldest).total_seconds())
+    return (f"PENDING operations have waited {waited} s and no worker has sent a heartbeat within "
+            f"{int(window.total_seconds())} s"), False
