@@ -61,7 +61,7 @@ def test_worker_mode_is_not_ready_when_old_work_waits_and_no_worker_beats(anonym
 
 def test_a_migration_not_applied_is_named(anonymous_client):
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM django_migrations WHERE app = 'operations' AND name LIKE '0003_%%'")
+        cursor.execute("DELETE FROM django_migrations WHERE app = 'operations' AND name LIKE '0004_%%'")
     status, problem = ready(anonymous_client)
     assert status == 503
     assert problem["checks"] == {
