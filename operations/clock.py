@@ -8,10 +8,12 @@ against one clock. A test passes a fixed instant instead, to move time without s
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.db.models import DateTimeField, Expression, ExpressionWrapper, Value
 from django.db.models.functions import Now
+from django.utils import timezone
 
 type Instant = datetime | Expression
 
@@ -19,6 +21,19 @@ type Instant = datetime | Expression
 def now_or_database(now: Instant | None = None) -> Instant:
     """`now` when a test fixed it, else the database's now() (evaluated by the statement itself)."""
     return Now() if now is None else now
+
+
+def database_now() -> datetime:
+    """The database's now() as a value, for the few places that report an age (one query)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT now()")
+        else:
+            cursor.execute("SELECT STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')")
+        value = cursor.fetchone()[0]
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
 def later(instant: Instant, delta: timedelta) -> Instant:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
+from operations.clock import Instant, earlier, now_or_database
 from operations.models import WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -28,12 +29,13 @@ def heartbeat_interval() -> float:
 
 
 def worker_heartbeat_record(worker_id: str, *, started_at: datetime, now: datetime | None = None) -> None:
-    """Records that `worker_id` is alive now (one UPDATE; an INSERT on its first beat)."""
-    now = now or timezone.now()
-    if not WorkerHeartbeat.objects.filter(pk=worker_id).update(seen_at=now):
+    """Records that `worker_id` is alive now, on the database's clock (one UPDATE; an INSERT on its
+    first beat)."""
+    at = now_or_database(now)
+    if not WorkerHeartbeat.objects.filter(pk=worker_id).update(seen_at=at):
         WorkerHeartbeat.objects.update_or_create(
             worker_id=worker_id,
-            defaults={"hostname": socket.gethostname()[:255], "pid": os.getpid(), "started_at": started_at, "seen_at": now},
+            defaults={"hostname": socket.gethostname()[:255], "pid": os.getpid(), "started_at": started_at, "seen_at": at},
         )
 
 
@@ -42,11 +44,13 @@ def worker_heartbeat_remove(worker_id: str) -> None:
 
 
 def worker_heartbeats_forget_old(now: datetime | None = None) -> int:
-    deleted, _ = WorkerHeartbeat.objects.filter(seen_at__lt=(now or timezone.now()) - HEARTBEAT_FORGOTTEN_AFTER).delete()
+    deleted, _ = WorkerHeartbeat.objects.filter(
+        seen_at__lt=earlier(now_or_database(now), HEARTBEAT_FORGOTTEN_AFTER)
+    ).delete()
     return deleted
 
 
-def workers_seen_since(instant: datetime) -> bool:
+def workers_seen_since(instant: Instant) -> bool:
     return WorkerHeartbeat.objects.filter(seen_at__gte=instant).exists()
 
 

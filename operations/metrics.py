@@ -18,10 +18,10 @@ from typing import Literal
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, F, Min
-from django.utils import timezone
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from operations.clock import database_now
 from operations.models import TERMINAL_STATUSES, MaintenanceTally, Operation, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class OperationsCollector:
         yield from metrics
 
     def _from_database(self) -> Iterator[Metric]:
-        now = timezone.now()
+        now = database_now()  # leases, expiries and heartbeats are on the database's clock
         queue = Operation.objects.live(now).pending().aggregate(count=Count("pk"), oldest=Min("created_at"))
         running = Operation.objects.running().count()
         window = settings.DPM_READY_MAX_PENDING_AGE_SECONDS

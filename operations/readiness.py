@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 
+from operations.clock import database_now, earlier, now_or_database
 from operations.config import WORKER, execution_mode
 from operations.heartbeats import workers_seen_since
 from operations.models import Operation
@@ -23,13 +23,14 @@ def workers_ready() -> tuple[str, bool]:
     mode = execution_mode()
     if mode != WORKER:
         return f"not checked (execution mode {mode})", True
-    now = timezone.now()
     window = timedelta(seconds=settings.DPM_READY_MAX_PENDING_AGE_SECONDS)
+    # The database's clock, as for every lease and expiry (operations/clock.py).
     oldest = (
-        Operation.objects.live(now).pending().order_by("created_at").values_list("created_at", flat=True).first()
+        Operation.objects.live().pending().filter(created_at__lt=earlier(now_or_database(), window))
+        .order_by("created_at").values_list("created_at", flat=True).first()
     )
-    if oldest is None or now - oldest <= window or workers_seen_since(now - window):
+    if oldest is None or workers_seen_since(earlier(now_or_database(), window)):
         return "ok", True
-    waited = int((now - oldest).total_seconds())
+    waited = int((database_now() - oldest).total_seconds())
     return (f"PENDING operations have waited {waited} s and no worker has sent a heartbeat within "
             f"{int(window.total_seconds())} s"), False
