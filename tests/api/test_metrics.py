@@ -140,9 +140,10 @@ def test_the_queue_query_walks_the_status_index_on_postgresql():
     now = timezone.now()
     owner = api_user()
     Operation.objects.bulk_create([
-        Operation(id=f"dop_{index:032x}", owner=owner, operation_type="ANALYZE_SCENARIOS", status="SUCCEEDED",
+        Operation(id=f"dop_{index:032x}", owner=owner, operation_type="ANALYZE_SCENARIOS", status="FAILED",
                   correlation_id=f"idx-{index}", request=b"{}", request_fingerprint="sha256:" + "0" * 64,
-                  result=b"{}", created_at=now, started_at=now, finished_at=now, attempt=1,
+                  error={"code": "OPERATION_CANCELLED", "message": "cancelled", "details": {}},
+                  created_at=now, finished_at=now,
                   expires_at=now + timedelta(days=1))
         for index in range(20_000)
     ], batch_size=5000)
