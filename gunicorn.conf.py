@@ -19,6 +19,11 @@ logger_class = "dpm_async.server.GunicornLogger"
 
 def post_worker_init(worker):
     server.request_context_fresh(worker)
+    # Each web process also settles dead runs (an INLINE run whose process died, say) without the
+    # cron. Imported here, in the worker: Django is set up only once the application is loaded.
+    from operations.maintenance import operations_sweeper_start
+
+    operations_sweeper_start()
 
 
 def pre_request(worker, req):

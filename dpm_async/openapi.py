@@ -246,6 +246,10 @@ def _with(schema: Schema, **extra: Any) -> Schema:
 # Answers every endpoint can give before its view runs, documented on each.
 INVALID_CORRELATION_ID_DESCRIPTION = "`INVALID_CORRELATION_ID`: `X-Correlation-Id` does not match `[A-Za-z0-9._-]{1,128}`."
 INTERNAL_ERROR_DESCRIPTION = "`INTERNAL_ERROR`: a server fault; the log has it under the answer's correlation id."
+DATABASE_UNAVAILABLE_DESCRIPTION = (
+    "`DATABASE_UNAVAILABLE`: the database cannot be reached or does not answer in time; try again after "
+    "`Retry-After` seconds."
+)
 LENGTH_REQUIRED_DESCRIPTION = (
     "`LENGTH_REQUIRED`: a chunked body that could not be read to its end; send it with a Content-Length."
 )
@@ -293,6 +297,7 @@ def problem_responses(
     descriptions = dict(descriptions)
     descriptions.setdefault(400, INVALID_CORRELATION_ID_DESCRIPTION)
     descriptions.setdefault(500, INTERNAL_ERROR_DESCRIPTION)
+    descriptions.setdefault(503, DATABASE_UNAVAILABLE_DESCRIPTION)
     if authenticated:
         descriptions.setdefault(401, NOT_AUTHENTICATED_DESCRIPTION)
     if authenticated and writes:

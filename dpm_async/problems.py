@@ -9,12 +9,14 @@ anything unexpected into one body shape:
 from __future__ import annotations
 
 import logging
+import sys
 from http import HTTPStatus
 from typing import Any, TypedDict
 
 import orjson
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 
@@ -42,6 +44,9 @@ DISALLOWED_HOST = "DISALLOWED_HOST"
 TOO_MANY_FIELDS = "TOO_MANY_FIELDS"
 REQUEST_REFUSED = "REQUEST_REFUSED"
 SERVICE_NOT_READY = "SERVICE_NOT_READY"
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+# When a client should try again after a database outage (a restart or failover takes seconds).
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class FieldError(TypedDict):
@@ -231,6 +236,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
     elif isinstance(exc, SuspiciousOperation):
         status, code, detail = refused(exc)
         logger.warning("refused a request: %s (%s)", code, type(exc).__name__)
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        status, code, detail, headers = _database_unavailable(exc)
     elif isinstance(exc, Http404):
         status, code, detail = 404, NOT_FOUND, "Not found."
     elif isinstance(exc, DjangoPermissionDenied):
@@ -245,8 +252,23 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
     return problem_response(status, code, detail, extra, headers)
 
 
+def _database_unavailable(exc: Exception) -> tuple[int, str, str, dict[str, str]]:
+    """A database that cannot be reached or does not answer in time: 503, try again shortly.
+
+    Logged as one WARNING line (no traceback: an outage is not a bug, and it would repeat for every
+    request while it lasts)."""
+    logger.warning("the database is unavailable: %s", type(exc).__name__)
+    return (503, DATABASE_UNAVAILABLE, "The database is unavailable; try again shortly.",
+            {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+
 def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-    """Django's handler500: faults outside DRF views still answer as a problem."""
+    """Django's handler500: faults outside DRF views still answer as a problem (a database outage
+    as the 503 it is; Django calls this while the exception is being handled)."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        status, code, detail, headers = _database_unavailable(exc)
+        return problem_response(status, code, detail, headers=headers)
     return problem_response(500, INTERNAL_ERROR, "An internal error occurred.")
 
 

@@ -140,6 +140,16 @@ WSGI_APPLICATION = "dpm_async.wsgi.application"
 ASGI_APPLICATION = "dpm_async.asgi.application"
 
 DATABASES = {"default": env.database("DATABASE_URL", default="sqlite:///db.sqlite3")}
+# A database that cannot be reached, or does not answer, costs a request at most these many seconds
+# before it is answered `503 DATABASE_UNAVAILABLE` (docs/deployment.md, "Database outages").
+# Connecting (PostgreSQL): libpq's connect_timeout. A statement: PostgreSQL's statement_timeout,
+# and 1 s later the client's own deadline, for a server that cannot answer at all. 0: no limit
+# (e.g. `DPM_DB_STATEMENT_TIMEOUT_SECONDS=0 manage.py migrate` on a large database).
+DPM_DB_CONNECT_TIMEOUT_SECONDS = env.whole("DPM_DB_CONNECT_TIMEOUT_SECONDS", default=5, minimum=1, maximum=600)
+DPM_DB_STATEMENT_TIMEOUT_SECONDS = env.whole("DPM_DB_STATEMENT_TIMEOUT_SECONDS", default=10, minimum=0, maximum=86400)
+# A run (INLINE, execute, a worker's) whose write to the database fails retries it, backing off,
+# for this long before it gives the run up (its lease then lapses and it is run again).
+DPM_DB_WRITE_RETRY_SECONDS = env.whole("DPM_DB_WRITE_RETRY_SECONDS", default=30, minimum=0, maximum=3600)
 _db = DATABASES["default"]
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] not in ("", ":memory:") and not Path(_db["NAME"]).is_absolute():
@@ -159,11 +169,16 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "NAME", str(Path(tempfile.gettempdir()) / f"dpm_async_test_{os.getpid()}.sqlite3")
     )
 elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend plus a client-side deadline on every statement (dpm_async/postgresql/base.py).
+    _db["ENGINE"] = "dpm_async.postgresql"
     _db.setdefault("CONN_MAX_AGE", env.whole("DJANGO_CONN_MAX_AGE", default=60, minimum=0))
     _db.setdefault("CONN_HEALTH_CHECKS", True)
     # libpq waits forever for an unreachable host by default; a readiness probe (and every request)
     # must fail instead of hanging. A URL's own ?connect_timeout= wins.
-    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", DPM_DB_CONNECT_TIMEOUT_SECONDS)
+    if DPM_DB_STATEMENT_TIMEOUT_SECONDS > 0:
+        # The server ends a statement that runs longer (and its locks with it).
+        _db["OPTIONS"].setdefault("options", f"-c statement_timeout={DPM_DB_STATEMENT_TIMEOUT_SECONDS * 1000}")
     # Values travel as bind parameters, not inside the SQL text: a statement that fails (a timeout
     # while storing a result, say) is logged by PostgreSQL without the portfolio or the result in
     # it (docs/security.md, "What the database logs"), and a 70 MB result is sent as one binary

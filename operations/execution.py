@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.db import DatabaseError, InterfaceError
 
@@ -33,6 +33,7 @@ from operations.errors import (
 from operations.leases import operation_lease_kept
 from operations.metrics import operation_run_observe
 from operations.models import Operation, OperationStatus
+from operations.retries import database_retrying
 from operations.selectors import operation_reload, operation_status, operation_to_act_on
 from operations.services import (
     operation_claim,
@@ -65,8 +66,8 @@ def operation_execute(operation_id: str, *, scope: OperationScope) -> Operation:
             raise OperationNotFound()
         raise OperationNotExecutable(current.id, current.status)
     started = time.perf_counter()
-    with operation_id_bound(operation.id):
-        recorded = operation_run_claimed(operation.id, attempt)
+    with operation_id_bound(operation.id), operation_lease_kept(operation.id, attempt) as keeper:
+        recorded = operation_run_claimed(operation.id, attempt, on_scenario=keeper.progressed)
     operation_run_observe("EXECUTE", operation.id, started, recorded)
     return operation_reload(operation.id)
 
@@ -80,28 +81,24 @@ def operation_run_claimed(
     and what it computed was discarded). `on_scenario()` is called as each scenario starts (the
     lease keeper's sign of progress).
     """
-    stored = Operation.objects.filter(pk=operation_id).values_list("request", "correlation_id").first()
+    stored = database_retrying(
+        lambda: Operation.objects.filter(pk=operation_id).values_list("request", "correlation_id").first(),
+        f"operation {operation_id}: reading its request",
+    )
     if stored is None:
         return False  # deleted under us: nothing left to report to
     request_text, correlation_id = stored
     try:
         batch = batch_request_parse(json.loads(request_text or b"", parse_float=Decimal))
     except RequestInvalid as invalid:
-        return operation_fail(
-            operation_id,
-            attempt,
-            operation_failure(
-                INVALID_STORED_REQUEST,
-                "The stored request no longer passes validation; submit it again.",
-                {"errors": invalid.errors},
-            ),
-        )
+        return _fail(operation_id, attempt, operation_failure(
+            INVALID_STORED_REQUEST, "The stored request no longer passes validation; submit it again.",
+            {"errors": invalid.errors},
+        ))
     except (ValueError, TypeError):  # not JSON at all (the column was edited by hand)
-        return operation_fail(
-            operation_id,
-            attempt,
-            operation_failure(INVALID_STORED_REQUEST, "The stored request is not a valid JSON document."),
-        )
+        return _fail(operation_id, attempt, operation_failure(
+            INVALID_STORED_REQUEST, "The stored request is not a valid JSON document."
+        ))
     return operation_run_batch(operation_id, correlation_id, attempt, batch, on_scenario=on_scenario)
 
 
@@ -124,7 +121,11 @@ def operation_run_batch(
     def before_scenario(progress: BatchProgress) -> None:
         # One conditional UPDATE checks, renews and writes the progress, so a cancel or a lease
         # recovery is seen before the next scenario starts, and a poll sees the run advance.
-        if not operation_lease_renew(operation_id, attempt, unless_cancelled=True, progress=progress):
+        renewed = database_retrying(
+            lambda: operation_lease_renew(operation_id, attempt, unless_cancelled=True, progress=progress),
+            f"operation {operation_id}: renewing its lease",
+        )
+        if not renewed:
             raise _RunStopped(progress)
         if on_scenario is not None:
             on_scenario()
@@ -134,26 +135,32 @@ def operation_run_batch(
             batch, correlation_id=correlation_id, before_scenario=before_scenario, keep=zstd_compress
         )
     except _RunStopped as stopped:
-        return operation_stop(operation_id, attempt, stopped.progress)
+        reached = stopped.progress
+        return database_retrying(lambda: operation_stop(operation_id, attempt, reached),
+                                 f"operation {operation_id}: recording its stop")
     except (DatabaseError, InterfaceError):
-        # The heartbeat could not reach the database (the engine never touches it): that is not the
-        # batch's fault, so the operation is not failed. The run is abandoned; its lease lapses
-        # and lease recovery runs it again.
+        # The heartbeat could not reach the database even after retrying (the engine never touches
+        # it): that is not the batch's fault, so the operation is not failed. The run is abandoned;
+        # its lease lapses and lease recovery runs it again.
         raise
     except Exception:
         # The batch as a whole could not run. The traceback goes to the log (with the correlation
         # id); the stored error is a fixed message, never the exception's text.
         logger.exception("operation %s attempt %s failed", operation_id, attempt)
-        return operation_fail(
-            operation_id,
-            attempt,
-            operation_failure(
-                ENGINE_ERROR,
-                f"The batch could not be run because of an internal error; the service log has the "
-                f"details under correlation id {correlation_id}.",
-            ),
-        )
-    return operation_complete(operation_id, attempt, outcome)
+        return _fail(operation_id, attempt, operation_failure(
+            ENGINE_ERROR,
+            f"The batch could not be run because of an internal error; the service log has the "
+            f"details under correlation id {correlation_id}.",
+        ))
+    # A database that blinks while the result is stored costs a retry, not a rerun, and is never
+    # reported as the engine's failure.
+    return database_retrying(lambda: operation_complete(operation_id, attempt, outcome),
+                             f"operation {operation_id}: storing its result")
+
+
+def _fail(operation_id: str, attempt: int, error: dict[str, Any]) -> bool:
+    return database_retrying(lambda: operation_fail(operation_id, attempt, error),
+                             f"operation {operation_id}: recording its failure")
 
 
 class QueuedRun(TypedDict):

@@ -75,8 +75,8 @@ class HeartbeatThread(threading.Thread):
         try:
             worker_heartbeat_record(self.worker_id, started_at=self.started_at)
             worker_heartbeats_forget_old()
-        except (DatabaseError, InterfaceError):
-            logger.warning("the worker's heartbeat could not reach the database", exc_info=True)
+        except (DatabaseError, InterfaceError) as error:
+            logger.warning("the worker's heartbeat could not reach the database (%s)", type(error).__name__)
         except Exception:
             logger.exception("the worker's heartbeat failed")
         finally:

@@ -73,10 +73,10 @@ class LeaseKeeper(threading.Thread):
             return False
         try:
             return operation_lease_renew(self.operation_id, self.attempt, now=self.now())
-        except (DatabaseError, InterfaceError):
+        except (DatabaseError, InterfaceError) as error:
             # The database blinked (restart, failover): try again next time on a fresh connection;
-            # the lease has two thirds of its length of slack left.
-            logger.warning("could not renew the lease of operation %s", self.operation_id, exc_info=True)
+            # the lease has two thirds of its length of slack left. An outage is not a bug: one line.
+            logger.warning("could not renew the lease of operation %s (%s)", self.operation_id, type(error).__name__)
             connections.close_all()
             return True
 

@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
+import threading
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, connections, transaction
 
+from operations.access import OperationScope
 from operations.clock import earlier, now_or_database
 from operations.config import WORKER, execution_mode
 from operations.metrics import lease_recoveries_tally, purged_tally
 from operations.models import Operation
 from operations.queue import operation_enqueue
+from operations.selectors import (
+    OperationFilters,
+    OperationPage,
+    operation_get,
+    operation_get_by_correlation,
+    operations_list,
+)
 from operations.services import operations_leases_settle, operations_purge_expired
 from operations.tasks import operation_ids_queued
 
@@ -30,7 +41,8 @@ STRANDED_SWEEP_LIMIT = 500
 
 
 def operations_recover_expired_leases(
-    *, now: datetime | None = None, dry_run: bool = False, enqueue: bool | None = None
+    *, now: datetime | None = None, dry_run: bool = False, enqueue: bool | None = None,
+    operation_id: str | None = None,
 ) -> int:
     """Settles RUNNING operations whose runner died (services.operations_leases_settle); returns how many.
 
@@ -42,7 +54,7 @@ def operations_recover_expired_leases(
         return Operation.objects.lease_expired(now).count()
     if enqueue is None:
         enqueue = execution_mode() == WORKER
-    settled = operations_leases_settle(now=now)
+    settled = operations_leases_settle(now=now, operation_id=operation_id)
     lease_recoveries_tally(requeued=len(settled.requeued), failed=settled.exhausted, cancelled=settled.cancelled)
     if enqueue:
         for operation_id in settled.requeued:
@@ -86,3 +98,89 @@ def operations_purge(*, batch_size: int, dry_run: bool = False) -> int:
     if not dry_run:
         purged_tally(purged)
     return purged
+
+
+# --- reads that settle a dead run first ------------------------------------------------------------
+#
+# A RUNNING operation whose lease ran out lost its runner (its process died). Nothing has to wait
+# for a sweep to notice: the read that finds it (`lease_lapsed`, selectors.py) settles it first -
+# requeued, or failed where nothing can run it again - and answers what it became.
+
+
+def operation_get_current(operation_id: str, *, scope: OperationScope) -> Operation:
+    """`selectors.operation_get`, with a dead run settled first."""
+    operation = operation_get(operation_id, scope=scope)
+    if getattr(operation, "lease_lapsed", False):
+        operations_recover_expired_leases(operation_id=operation.id)
+        operation = operation_get(operation_id, scope=scope)
+    return operation
+
+
+def operation_get_by_correlation_current(correlation_id: str, *, scope: OperationScope) -> Operation:
+    """`selectors.operation_get_by_correlation`, with a dead run settled first."""
+    operation = operation_get_by_correlation(correlation_id, scope=scope)
+    if getattr(operation, "lease_lapsed", False):
+        operations_recover_expired_leases(operation_id=operation.id)
+        operation = operation_get_by_correlation(correlation_id, scope=scope)
+    return operation
+
+
+def operations_list_current(
+    filters: OperationFilters, *, scope: OperationScope, limit: int, after: tuple[datetime, str] | None = None
+) -> OperationPage:
+    """`selectors.operations_list`, with the page's dead runs settled first."""
+    page = operations_list(filters, scope=scope, limit=limit, after=after)
+    lapsed = [item.id for item in page.items if getattr(item, "lease_lapsed", False)]
+    if not lapsed:
+        return page
+    for operation_id in lapsed:
+        operations_recover_expired_leases(operation_id=operation_id)
+    return operations_list(filters, scope=scope, limit=limit, after=after)
+
+
+class OperationsSweeper(threading.Thread):
+    """Every `interval` seconds: lease recovery and stranded-PENDING enqueue, on its own connection.
+
+    Every `db_worker` runs one (enqueueing what it requeues), and so does every gunicorn worker
+    process (gunicorn.conf.py; enqueueing by mode), so a dead run is settled within the lease plus
+    one interval whatever the mode, with or without the cron. Concurrent sweeps are harmless:
+    every settlement is a conditional UPDATE.
+    """
+
+    def __init__(self, interval: float, *, enqueue: bool | None = None) -> None:
+        super().__init__(name="operations-sweeper", daemon=True)
+        self.interval = interval
+        self.enqueue = enqueue
+        self.stopping = threading.Event()
+        # Set after each round (tests wait on it instead of polling the database).
+        self.swept = threading.Event()
+
+    def sweep_once(self) -> None:
+        """One round; never raises (the sweeper must outlive any one bad round)."""
+        try:
+            recovered = operations_recover_expired_leases(enqueue=self.enqueue)
+            stranded = operations_enqueue_stranded()
+            if recovered or stranded:
+                logger.info("settled %s operation(s) with an expired lease; enqueued %s stranded one(s)",
+                            recovered, stranded)
+        except (DatabaseError, InterfaceError) as error:
+            # An outage, not a bug: one line (no traceback) each round while it lasts.
+            logger.warning("the operations sweep could not reach the database (%s)", type(error).__name__)
+        except Exception:
+            logger.exception("the operations sweep failed")
+        finally:
+            connections.close_all()  # this thread's connection; a fresh one next round
+            self.swept.set()
+
+    def run(self) -> None:
+        while True:
+            self.sweep_once()
+            if self.stopping.wait(self.interval * random.uniform(0.8, 1.2)):  # noqa: S311 - jitter
+                return
+
+
+def operations_sweeper_start(*, enqueue: bool | None = None) -> OperationsSweeper:
+    """Starts this process's sweeper, every DPM_ASYNC_RECOVERY_INTERVAL_SECONDS."""
+    sweeper = OperationsSweeper(settings.DPM_ASYNC_RECOVERY_INTERVAL_SECONDS, enqueue=enqueue)
+    sweeper.start()
+    return sweeper

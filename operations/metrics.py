@@ -110,8 +110,8 @@ class OperationsCollector:
                                "1 when the operations' database answered this scrape's queries.")
         try:
             metrics = list(self._from_database())
-        except DatabaseError:
-            logger.warning("the metrics could not read the operations' database", exc_info=True)
+        except DatabaseError as error:
+            logger.warning("the metrics could not read the operations' database (%s)", type(error).__name__)
             up.add_metric([], 0)
             yield up
             return

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connections, transaction
-from django.db.models import Case, Q, QuerySet, When
+from django.db.models import BooleanField, Case, ExpressionWrapper, Q, QuerySet, When
+from django.db.models.functions import Now
 
 from dpm_async.correlation import CORRELATION_ID_PATTERN
 from operations.access import OperationScope
 from operations.errors import OperationNotFound, OperationNotOwned
-from operations.models import OPERATION_ID_PATTERN, Operation, OperationQuerySet
+from operations.models import OPERATION_ID_PATTERN, Operation, OperationQuerySet, OperationStatus
 
 # Fields a status answer (and a list item) needs: everything but the request and the envelope.
 STATUS_FIELDS = (
@@ -26,7 +27,11 @@ STATUS_FIELDS = (
 
 
 def _live() -> OperationQuerySet:
-    return Operation.objects.live()
+    """Live operations, each marked `lease_lapsed` when it is RUNNING and its runner's lease ran out
+    (by the database's clock): such a run died, and operations/maintenance.py settles it first."""
+    return Operation.objects.live().annotate(lease_lapsed=ExpressionWrapper(
+        Q(status=OperationStatus.RUNNING, lease_expires_at__lte=Now()), output_field=BooleanField()
+    ))
 
 
 def operation_get(operation_id: str, *, scope: OperationScope) -> Operation:

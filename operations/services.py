@@ -20,16 +20,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 
 from operations.access import OperationScope
 from operations.clock import Instant, later, now_or_database
-from operations.config import RACE_RETRIES, lease, max_attempts, ttl
+from operations.config import (
+    RACE_RETRIES,
+    WORKER,
+    execution_mode,
+    lease,
+    manual_execution_enabled,
+    max_attempts,
+    ttl,
+)
 from operations.errors import (
-    ENGINE_ERROR,
     EXECUTION_LEASE_EXPIRED,
     OPERATION_CANCELLED,
+    RESULT_NOT_STORED,
     OperationCorrelationConflict,
     OperationNotCancellable,
     OperationNotFound,
@@ -229,11 +237,15 @@ def operation_complete(operation_id: str, attempt: int, outcome: BatchOutcome) -
                     ),
                     batch_size=1,
                 )
-    except Exception:
-        # Storing the result itself failed (the database refused it): the operation must still end.
-        logger.exception("storing the result of operation %s failed", operation_id)
+    except (OperationalError, InterfaceError):
+        raise  # the database is away: the caller retries (operations/retries.py), then gives the run up
+    except DatabaseError:
+        # The database refused the result itself (too large for a column, say): trying again would
+        # fail again, and it is not the engine's fault. The operation must still end.
+        logger.exception("the database refused the result of operation %s", operation_id)
         return operation_fail(
-            operation_id, attempt, operation_failure(ENGINE_ERROR, "The result could not be stored.")
+            operation_id, attempt,
+            operation_failure(RESULT_NOT_STORED, "The batch ran, but the database refused to store its result."),
         )
     if completed == 1:
         return True
@@ -294,22 +306,29 @@ class LeaseSettlement:
         return self.cancelled + self.exhausted + len(self.requeued)
 
 
-def operations_leases_settle(*, now: datetime | None = None) -> LeaseSettlement:
-    """Settles RUNNING operations whose runner died (its lease ran out).
+def operations_leases_settle(*, now: datetime | None = None, operation_id: str | None = None) -> LeaseSettlement:
+    """Settles RUNNING operations whose runner died (its lease ran out); only `operation_id` if given.
 
-    Cancel requested -> FAILED OPERATION_CANCELLED; attempts used up (DPM_ASYNC_MAX_ATTEMPTS) ->
-    FAILED EXECUTION_LEASE_EXPIRED; otherwise back to PENDING, to be executed again. The failures
-    are one conditional UPDATE each over the (small) set of RUNNING rows with a lapsed lease; the
-    requeue is one conditional UPDATE per row, so that the one caller that moved a row is the one
-    that reports it (and enqueues it) even when several workers settle at once. A runner that comes
-    back later finds its attempt fenced off and its result is discarded.
+    Cancel requested -> FAILED OPERATION_CANCELLED. Attempts used up (DPM_ASYNC_MAX_ATTEMPTS) ->
+    FAILED EXECUTION_LEASE_EXPIRED. Otherwise back to PENDING to be run again - when something can
+    run it again: a worker (WORKER mode; the caller enqueues it) or a caller of `…/execute`
+    (manual execution enabled). Where nothing can (INLINE or ACCEPT_ONLY with manual execution
+    disabled), FAILED EXECUTION_LEASE_EXPIRED at once, so no client polls a dead operation until its
+    TTL (docs/operations.md, "When a run dies").
 
-    The failure and requeue statements leave alone a row whose cancel was requested after the
-    first statement: a cancel that answered 200 always ends the operation cancelled (next round).
+    The failures are one conditional UPDATE each over the (small) set of RUNNING rows with a lapsed
+    lease; the requeue is one conditional UPDATE per row, so that the one caller that moved a row
+    is the one that reports it (and enqueues it) even when several processes settle at once. A
+    runner that comes back later finds its attempt fenced off and its result is discarded. The
+    failure and requeue statements leave alone a row whose cancel was requested after the first
+    statement: a cancel that answered 200 always ends the operation cancelled (next round).
     """
     at = now_or_database(now)
     stale = Operation.objects.lease_expired(at)
+    if operation_id is not None:
+        stale = stale.filter(pk=operation_id)
     attempts = max_attempts()
+    rerunnable = execution_mode() == WORKER or manual_execution_enabled()
     cancelled = stale.filter(cancel_requested=True).update(
         status=FAILED, error=_cancelled_failure(RUNNING), **_terminal_fields(at)
     )
@@ -322,15 +341,26 @@ def operations_leases_settle(*, now: datetime | None = None) -> LeaseSettlement:
         ),
         **_terminal_fields(at),
     )
+    if not rerunnable:
+        exhausted += stale.filter(cancel_requested=False).update(
+            status=FAILED,
+            error=operation_failure(
+                EXECUTION_LEASE_EXPIRED,
+                "The operation's run stopped (its process died) and nothing can run it again here: "
+                "submit it again with a new correlation id.",
+                {"max_attempts": attempts, "rerun": False},
+            ),
+            **_terminal_fields(at),
+        )
     requeued = []
     candidates = stale.filter(attempt__lt=attempts, cancel_requested=False).values_list("pk", "attempt")
-    for operation_id, attempt in candidates:
-        moved = stale.filter(pk=operation_id, attempt=attempt, cancel_requested=False).update(
+    for candidate_id, attempt in candidates:
+        moved = stale.filter(pk=candidate_id, attempt=attempt, cancel_requested=False).update(
             status=PENDING, started_at=None, lease_expires_at=None, expires_at=later(at, ttl()), **_PROGRESS_RESET
         )
-        if moved == 1:  # else its runner finished, or another worker settled it, in between
-            logger.warning("operation %s lost its runner (attempt %s); requeued", operation_id, attempt)
-            requeued.append(operation_id)
+        if moved == 1:  # else its runner finished, or another process settled it, in between
+            logger.warning("operation %s lost its runner (attempt %s); requeued", candidate_id, attempt)
+            requeued.append(candidate_id)
     return LeaseSettlement(cancelled, exhausted, tuple(requeued))
 
 

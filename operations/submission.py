@@ -9,6 +9,7 @@ from django.db import transaction
 
 from operations.config import INLINE, WORKER, execution_mode
 from operations.execution import operation_run_batch
+from operations.leases import operation_lease_kept
 from operations.metrics import operation_run_observe, operation_submitted_observe
 from operations.models import Operation
 from operations.queue import operation_enqueue
@@ -52,7 +53,11 @@ def operation_submit(batch: BatchRebalanceRequest, *, correlation_id: str, owner
         attempt = operation_claim(operation)
         if attempt is not None:
             started = time.perf_counter()
-            recorded = operation_run_batch(operation.id, operation.correlation_id, attempt, batch)
+            # The same lease keeper as a worker's: should this process die, the lease lapses and
+            # the operation is settled (docs/operations.md, "When a run dies").
+            with operation_lease_kept(operation.id, attempt) as keeper:
+                recorded = operation_run_batch(operation.id, operation.correlation_id, attempt, batch,
+                                               on_scenario=keeper.progressed)
             operation_run_observe("INLINE", operation.id, started, recorded)
         return Submission(operation=operation_reload(operation.id), replayed=False)
     if mode == WORKER:

@@ -30,6 +30,11 @@ from operations.config import manual_execution_check, manual_execution_enabled, 
 from operations.errors import OperationResultNotReady, ScenarioResultNotFound
 from operations.execution import operation_execute
 from operations.links import operation_status_url
+from operations.maintenance import (
+    operation_get_by_correlation_current,
+    operation_get_current,
+    operations_list_current,
+)
 from operations.models import Operation, OperationStatus
 from operations.resource import (
     OperationOverview,
@@ -43,7 +48,6 @@ from operations.resource import (
     scenario_result_etag,
 )
 from operations.results import operation_scenario_result
-from operations.selectors import operation_get, operation_get_by_correlation, operations_list
 from operations.serializers import OperationListQuerySerializer, cursor_encode, operation_list_query_parse
 from operations.services import operation_cancel
 from operations.submission import operation_submit
@@ -249,7 +253,7 @@ class OperationListView(OperationsAPIView):
     )
     def get(self, request: Request) -> Response:
         query = operation_list_query_parse(request.query_params)
-        page = operations_list(query.filters, scope=self.scope(request), limit=query.limit, after=query.after)
+        page = operations_list_current(query.filters, scope=self.scope(request), limit=query.limit, after=query.after)
         executable_enabled = manual_execution_enabled()
         body: OperationPage = {
             "items": [operation_summary(item, executable_enabled=executable_enabled) for item in page.items],
@@ -276,7 +280,7 @@ class OperationDetailView(OperationsAPIView):
         tags=["operations"],
     )
     def get(self, request: Request, operation_id: str) -> HttpResponse | StreamingHttpResponse:
-        return _operation_response(request, operation_get(operation_id, scope=self.scope(request)), conditional=True)
+        return _operation_response(request, operation_get_current(operation_id, scope=self.scope(request)), conditional=True)
 
 
 class OperationByCorrelationView(OperationsAPIView):
@@ -298,7 +302,7 @@ class OperationByCorrelationView(OperationsAPIView):
         tags=["operations"],
     )
     def get(self, request: Request, correlation_id: str) -> HttpResponse | StreamingHttpResponse:
-        operation = operation_get_by_correlation(correlation_id, scope=self.scope(request))
+        operation = operation_get_by_correlation_current(correlation_id, scope=self.scope(request))
         return _operation_response(request, operation, conditional=True)
 
 
@@ -385,7 +389,7 @@ class OperationSummaryView(OperationsAPIView):
         tags=["operations"],
     )
     def get(self, request: Request, operation_id: str) -> HttpResponse | StreamingHttpResponse:
-        operation = operation_get(operation_id, scope=self.scope(request))
+        operation = operation_get_current(operation_id, scope=self.scope(request))
         executable_enabled = manual_execution_enabled()
         etag = operation_etag(operation, executable_enabled=executable_enabled)
         retry_after = retry_after_seconds(operation, clock())
@@ -430,7 +434,7 @@ class OperationScenarioResultView(OperationsAPIView):
         tags=["operations"],
     )
     def get(self, request: Request, operation_id: str, scenario_name: str) -> HttpResponse | StreamingHttpResponse:
-        operation = operation_get(operation_id, scope=self.scope(request))
+        operation = operation_get_current(operation_id, scope=self.scope(request))
         if operation.status != OperationStatus.SUCCEEDED:
             raise OperationResultNotReady(operation.id, operation.status)
         if not _SCENARIO_NAME.fullmatch(scenario_name):

@@ -15,17 +15,17 @@ def schema() -> dict:
 
 # 400: every endpoint refuses a bad X-Correlation-Id; 401: every endpoint needs a caller; 403:
 # staff may read but not execute or cancel another owner's operation.
-# 500: a server fault; 411: a chunked body that could not be read.
+# 500: a server fault; 503: the database is unavailable; 411: a chunked body that could not be read.
 EXPECTED = {
-    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "403", "404", "409", "411", "413", "415", "500"},
-    ("/rebalance/operations", "get"): {"200", "400", "401", "404", "500"},
-    ("/rebalance/operations/{operation_id}", "get"): {"200", "304", "400", "401", "404", "500"},
-    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "304", "400", "401", "404", "500"},
-    ("/rebalance/operations/{operation_id}/summary", "get"): {"200", "304", "400", "401", "404", "500"},
+    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "403", "404", "409", "411", "413", "415", "500", "503"},
+    ("/rebalance/operations", "get"): {"200", "400", "401", "404", "500", "503"},
+    ("/rebalance/operations/{operation_id}", "get"): {"200", "304", "400", "401", "404", "500", "503"},
+    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "304", "400", "401", "404", "500", "503"},
+    ("/rebalance/operations/{operation_id}/summary", "get"): {"200", "304", "400", "401", "404", "500", "503"},
     ("/rebalance/operations/{operation_id}/results/{scenario_name}", "get"): {
-        "200", "304", "400", "401", "404", "409", "500"},
-    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "403", "404", "409", "500"},
-    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "403", "404", "409", "500"},
+        "200", "304", "400", "401", "404", "409", "500", "503"},
+    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "403", "404", "409", "500", "503"},
+    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "403", "404", "409", "500", "503"},
 }
 
 

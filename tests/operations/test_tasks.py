@@ -21,7 +21,7 @@ from django_tasks_db.models import DBTaskResult
 
 from dpm_async.correlation import correlation_id_current
 from operations import execution, leases, maintenance, queue, services, submission
-from operations.management.commands.db_worker import OperationsSweeper
+from operations.maintenance import OperationsSweeper
 from operations.models import Operation, OperationStatus
 from operations.tasks import operation_run_task
 from rebalance.parsing import batch_request_parse
@@ -385,7 +385,7 @@ def test_the_sweep_cannot_tell_with_another_backend(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_the_sweeper_thread_recovers_and_requeues_at_start():
     operation = _lapsed(1)
-    sweeper = OperationsSweeper(interval=60)
+    sweeper = OperationsSweeper(interval=60, enqueue=True)
     sweeper.start()
     try:
         assert sweeper.swept.wait(timeout=30)  # its first round runs at start
@@ -394,3 +394,97 @@ def test_the_sweeper_thread_recovers_and_requeues_at_start():
         sweeper.join(timeout=30)
     assert not sweeper.is_alive()
     assert (reload(operation).status, len(queued_for(operation))) == (PENDING, 1)
+
+
+# --- database outages during a run -----------------------------------------------------------
+
+class FakeTime:
+    """A clock and a sleep that move time without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def outage(monkeypatch, module, name: str, failures: int) -> list[int]:
+    """Makes `module.name` fail with OperationalError `failures` times, then work."""
+    real = getattr(module, name)
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, flaky)
+    return calls
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_short_outage_between_scenarios_costs_a_retry_not_a_rerun(monkeypatch):
+    from operations import retries
+
+    time_ = FakeTime()
+    monkeypatch.setattr(retries.Retry, "from_settings", classmethod(lambda cls: cls(30, time_.sleep, time_.clock)))
+    operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}))
+    attempt = services.operation_claim(operation)
+    calls = outage(monkeypatch, execution, "operation_lease_renew", failures=3)
+    assert execution.operation_run_claimed(operation.id, attempt) is True
+    stored = reload(operation)
+    assert (stored.status, stored.attempt, stored.scenarios_done) == (SUCCEEDED, 1, 2)
+    assert time_.pauses == [0.1, 0.2, 0.4] and len(calls) == 3 + 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_short_outage_while_storing_the_result_is_retried_not_reported_as_the_engines_fault(monkeypatch):
+    from operations import retries
+
+    time_ = FakeTime()
+    monkeypatch.setattr(retries.Retry, "from_settings", classmethod(lambda cls: cls(30, time_.sleep, time_.clock)))
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    outage(monkeypatch, execution, "operation_complete", failures=2)
+    assert execution.operation_run_claimed(operation.id, attempt) is True
+    stored = reload(operation)
+    assert (stored.status, stored.error) == (SUCCEEDED, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_outage_gives_the_run_up_without_failing_the_operation(monkeypatch):
+    from operations import retries
+
+    time_ = FakeTime()
+    monkeypatch.setattr(retries.Retry, "from_settings", classmethod(lambda cls: cls(10, time_.sleep, time_.clock)))
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+    outage(monkeypatch, execution, "operation_complete", failures=1000)
+    with pytest.raises(OperationalError):
+        execution.operation_run_claimed(operation.id, attempt)
+    assert 10 - 5 <= time_.now <= 10
+    stored = reload(operation)
+    assert (stored.status, stored.error) == (RUNNING, None)  # its lease lapses; recovery runs it again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_result_the_database_refuses_fails_the_operation_as_not_stored(monkeypatch):
+    from django.db import DataError
+
+    operation = operation_row()
+    attempt = services.operation_claim(operation)
+
+    def refuse(*args, **kwargs):
+        raise DataError("value too long")
+
+    monkeypatch.setattr(services.OperationScenarioResult.objects, "bulk_create", refuse)
+    assert execution.operation_run_claimed(operation.id, attempt) is True
+    stored = reload(operation)
+    assert (stored.status, stored.error["code"]) == (FAILED, "RESULT_NOT_STORED")
+    assert not stored.scenario_results.exists()

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
-import threading
 import time
 from typing import Any
 
@@ -44,7 +42,7 @@ from prometheus_client import start_http_server
 
 from dpm_async.correlation import correlation_id_bound, operation_id_bound
 from operations.heartbeats import HeartbeatThread, heartbeat_interval
-from operations.maintenance import operations_enqueue_stranded, operations_recover_expired_leases
+from operations.maintenance import OperationsSweeper
 from operations.models import Operation
 from operations.tasks import operation_run_task
 
@@ -52,39 +50,6 @@ logger = logging.getLogger("operations.worker")
 
 # Pause before the worker loop is started again after the database went away.
 RESTART_PAUSE_SECONDS = 5.0
-
-
-class OperationsSweeper(threading.Thread):
-    """Every `interval` seconds: lease recovery and stranded-PENDING enqueue, on its own connection."""
-
-    def __init__(self, interval: float) -> None:
-        super().__init__(name="operations-sweeper", daemon=True)
-        self.interval = interval
-        self.stopping = threading.Event()
-        # Set after each round (tests wait on it instead of polling the database).
-        self.swept = threading.Event()
-
-    def sweep_once(self) -> None:
-        """One round; never raises (the sweeper must outlive any one bad round)."""
-        try:
-            recovered = operations_recover_expired_leases(enqueue=True)
-            stranded = operations_enqueue_stranded()
-            if recovered or stranded:
-                logger.info("settled %s operation(s) with an expired lease; enqueued %s stranded one(s)",
-                            recovered, stranded)
-        except (DatabaseError, InterfaceError):
-            logger.warning("the operations sweep could not reach the database", exc_info=True)
-        except Exception:
-            logger.exception("the operations sweep failed")
-        finally:
-            connections.close_all()  # this thread's connection; a fresh one next round
-            self.swept.set()
-
-    def run(self) -> None:
-        while True:
-            self.sweep_once()
-            if self.stopping.wait(self.interval * random.uniform(0.8, 1.2)):  # noqa: S311 - jitter
-                return
 
 
 class OperationsWorker(database_worker.Worker):
@@ -128,7 +93,7 @@ class Command(DatabaseWorkerCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # With --reload the parent process only watches files; the child does the work.
         works = not options["reload"] or os.environ.get(DJANGO_AUTORELOAD_ENV) == "true"
-        sweeper = OperationsSweeper(settings.DPM_ASYNC_RECOVERY_INTERVAL_SECONDS) if works else None
+        sweeper = OperationsSweeper(settings.DPM_ASYNC_RECOVERY_INTERVAL_SECONDS, enqueue=True) if works else None
         heartbeat = HeartbeatThread(options["worker_id"], heartbeat_interval()) if works else None
         if works and settings.DPM_WORKER_METRICS_PORT is not None:
             self._serve_metrics(settings.DPM_WORKER_METRICS_ADDRESS, settings.DPM_WORKER_METRICS_PORT)
