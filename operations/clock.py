@@ -1,7 +1,7 @@
 """Leases and expiry run on the database's clock (docs/operations.md, "Leases").
 
 Every process that writes a lease or an expiry, and every query that compares one with "now",
-uses the database server's `now()` instead of its own clock: workers and web processes on hosts
+uses the database server's clock (`statement_timestamp()`) instead of its own clock: workers and web processes on hosts
 whose clocks disagree (a worker 20 s fast would take healthy runs for dead) then all measure
 against one clock. A test passes a fixed instant instead, to move time without sleeping.
 """
@@ -19,15 +19,16 @@ type Instant = datetime | Expression
 
 
 def now_or_database(now: Instant | None = None) -> Instant:
-    """`now` when a test fixed it, else the database's now() (evaluated by the statement itself)."""
+    """`now` when a test fixed it, else the database's clock (evaluated by the statement itself)."""
     return Now() if now is None else now
 
 
 def database_now() -> datetime:
-    """The database's now() as a value, for the few places that report an age (one query)."""
+    """The database's clock as a value, for the few places that report an age (one query)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT now()")
+            # now() would be the transaction's start; Now() compiles to this too.
+            cursor.execute("SELECT statement_timestamp()")
         else:
             cursor.execute("SELECT STRFTIME('%Y-%m-%d %H:%M:%f', 'NOW')")
         value = cursor.fetchone()[0]

@@ -61,6 +61,17 @@ def client(db) -> Client:
 
 
 @pytest.fixture
+def readiness_on_the_test_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL the probe runs on a thread and connection of its own (readiness_within), which
+    would not see a test's uncommitted rows; tests about what the checks say run them on the test's
+    connection. The time bound is tested against a database that does not answer
+    (tests/operations/test_outages.py)."""
+    from dpm_async import health
+
+    monkeypatch.setattr(health, "readiness_within", lambda seconds: health.readiness())
+
+
+@pytest.fixture
 def anonymous_client() -> Client:
     """A test client without credentials."""
     return Client()

@@ -41,7 +41,9 @@ class Recorder:
         return response
 
 
-def test_every_endpoint_answers_as_documented_in_success_and_failure(client, anonymous_client):
+def test_every_endpoint_answers_as_documented_in_success_and_failure(
+    client, anonymous_client, readiness_on_the_test_connection
+):
     calls = Recorder(client)
     anonymous = Recorder(anonymous_client)
 

@@ -23,17 +23,8 @@ from operations.heartbeats import HeartbeatThread, worker_heartbeat_record, work
 from operations.models import WorkerHeartbeat
 from tests.factories.operations import operation_row, parse
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("readiness_on_the_test_connection")]
 
-
-@pytest.fixture(autouse=True)
-def _checks_on_the_test_connection(monkeypatch):
-    # On PostgreSQL the probe runs on a thread and connection of its own (readiness_within), which
-    # would not see this test's uncommitted rows; these tests are about what the checks say. The
-    # time bound is tested against a database that does not answer (tests/operations/test_outages.py).
-    from dpm_async import health
-
-    monkeypatch.setattr(health, "readiness_within", lambda seconds: health.readiness())
 
 WINDOW = 60
 
