@@ -3,20 +3,16 @@ readiness (WORKER mode) asks whether anyone did lately (docs/deployment.md, "Rea
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, connections
 from django.utils import timezone
 
 from operations.clock import Instant, earlier, now_or_database
 from operations.models import WorkerHeartbeat
-
-logger = logging.getLogger(__name__)
+from operations.periodic import PeriodicDatabaseThread
 
 # Rows of workers that stopped without removing theirs (killed) are deleted after this long.
 HEARTBEAT_FORGOTTEN_AFTER = timedelta(days=1)
@@ -54,42 +50,24 @@ def workers_seen_since(instant: Instant) -> bool:
     return WorkerHeartbeat.objects.filter(seen_at__gte=instant).exists()
 
 
-class HeartbeatThread(threading.Thread):
+class HeartbeatThread(PeriodicDatabaseThread):
     """Beats every `interval` seconds on its own connection until stopped; removes its row then.
 
     A separate thread, so a worker busy with a long batch still beats: a busy worker is alive,
-    and readiness must not take it for a missing one.
+    and readiness must not take it for a missing one. A beat that fails (an outage) is one WARNING
+    line; killed workers' rows are forgotten by the others' beats after a day.
     """
 
+    doing = "the worker's heartbeat"
+
     def __init__(self, worker_id: str, interval: float) -> None:
-        super().__init__(name="worker-heartbeat", daemon=True)
+        super().__init__("worker-heartbeat", interval)
         self.worker_id = worker_id
-        self.interval = interval
         self.started_at = timezone.now()
-        self.stopping = threading.Event()
-        # Set after each beat (tests wait on it instead of polling the database).
-        self.beaten = threading.Event()
 
-    def beat_once(self) -> None:
-        """One beat; never raises (a database outage must not end the thread)."""
-        try:
-            worker_heartbeat_record(self.worker_id, started_at=self.started_at)
-            worker_heartbeats_forget_old()
-        except (DatabaseError, InterfaceError) as error:
-            logger.warning("the worker's heartbeat could not reach the database (%s)", type(error).__name__)
-        except Exception:
-            logger.exception("the worker's heartbeat failed")
-        finally:
-            connections.close_all()  # this thread's connection; a fresh one next beat
-            self.beaten.set()
+    def work(self) -> None:
+        worker_heartbeat_record(self.worker_id, started_at=self.started_at)
+        worker_heartbeats_forget_old()
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self.beat_once()
-            self.stopping.wait(self.interval)
-        try:
-            worker_heartbeat_remove(self.worker_id)
-        except Exception:  # noqa: BLE001 - the row then ages out; stopping must not fail
-            logger.warning("the worker could not remove its heartbeat", exc_info=True)
-        finally:
-            connections.close_all()
+    def at_stop(self) -> None:
+        worker_heartbeat_remove(self.worker_id)  # else the row ages out

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
-import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, connections, transaction
+from django.db import transaction
 
 from operations.access import OperationScope
 from operations.clock import earlier, now_or_database
 from operations.config import WORKER, execution_mode
 from operations.metrics import lease_recoveries_tally, purged_tally
 from operations.models import Operation
+from operations.periodic import PeriodicDatabaseThread
 from operations.queue import operation_enqueue
 from operations.selectors import (
     OperationFilters,
@@ -107,22 +107,22 @@ def operations_purge(*, batch_size: int, dry_run: bool = False) -> int:
 # requeued, or failed where nothing can run it again - and answers what it became.
 
 
-def operation_get_current(operation_id: str, *, scope: OperationScope) -> Operation:
-    """`selectors.operation_get`, with a dead run settled first."""
-    operation = operation_get(operation_id, scope=scope)
+def _settled(read: Callable[[], Operation]) -> Operation:
+    operation = read()
     if getattr(operation, "lease_lapsed", False):
         operations_recover_expired_leases(operation_id=operation.id)
-        operation = operation_get(operation_id, scope=scope)
+        operation = read()
     return operation
+
+
+def operation_get_current(operation_id: str, *, scope: OperationScope) -> Operation:
+    """`selectors.operation_get`, with a dead run settled first."""
+    return _settled(lambda: operation_get(operation_id, scope=scope))
 
 
 def operation_get_by_correlation_current(correlation_id: str, *, scope: OperationScope) -> Operation:
     """`selectors.operation_get_by_correlation`, with a dead run settled first."""
-    operation = operation_get_by_correlation(correlation_id, scope=scope)
-    if getattr(operation, "lease_lapsed", False):
-        operations_recover_expired_leases(operation_id=operation.id)
-        operation = operation_get_by_correlation(correlation_id, scope=scope)
-    return operation
+    return _settled(lambda: operation_get_by_correlation(correlation_id, scope=scope))
 
 
 def operations_list_current(
@@ -138,7 +138,7 @@ def operations_list_current(
     return operations_list(filters, scope=scope, limit=limit, after=after)
 
 
-class OperationsSweeper(threading.Thread):
+class OperationsSweeper(PeriodicDatabaseThread):
     """Every `interval` seconds: lease recovery and stranded-PENDING enqueue, on its own connection.
 
     Every `db_worker` runs one (enqueueing what it requeues), and so does every gunicorn worker
@@ -147,36 +147,18 @@ class OperationsSweeper(threading.Thread):
     every settlement is a conditional UPDATE.
     """
 
+    doing = "the operations sweep"
+
     def __init__(self, interval: float, *, enqueue: bool | None = None) -> None:
-        super().__init__(name="operations-sweeper", daemon=True)
-        self.interval = interval
+        super().__init__("operations-sweeper", interval, jitter=0.2)
         self.enqueue = enqueue
-        self.stopping = threading.Event()
-        # Set after each round (tests wait on it instead of polling the database).
-        self.swept = threading.Event()
 
-    def sweep_once(self) -> None:
-        """One round; never raises (the sweeper must outlive any one bad round)."""
-        try:
-            recovered = operations_recover_expired_leases(enqueue=self.enqueue)
-            stranded = operations_enqueue_stranded()
-            if recovered or stranded:
-                logger.info("settled %s operation(s) with an expired lease; enqueued %s stranded one(s)",
-                            recovered, stranded)
-        except (DatabaseError, InterfaceError) as error:
-            # An outage, not a bug: one line (no traceback) each round while it lasts.
-            logger.warning("the operations sweep could not reach the database (%s)", type(error).__name__)
-        except Exception:
-            logger.exception("the operations sweep failed")
-        finally:
-            connections.close_all()  # this thread's connection; a fresh one next round
-            self.swept.set()
-
-    def run(self) -> None:
-        while True:
-            self.sweep_once()
-            if self.stopping.wait(self.interval * random.uniform(0.8, 1.2)):  # noqa: S311 - jitter
-                return
+    def work(self) -> None:
+        recovered = operations_recover_expired_leases(enqueue=self.enqueue)
+        stranded = operations_enqueue_stranded()
+        if recovered or stranded:
+            logger.info("settled %s operation(s) with an expired lease; enqueued %s stranded one(s)",
+                        recovered, stranded)
 
 
 def operations_sweeper_start(*, enqueue: bool | None = None) -> OperationsSweeper:

@@ -87,7 +87,7 @@ def test_a_database_that_fails_is_not_ready_and_the_probe_answers(anonymous_clie
 def test_the_heartbeat_thread_beats_and_removes_its_row_when_it_stops():
     thread = HeartbeatThread("w-9", interval=0.05)
     thread.start()
-    assert thread.beaten.wait(10)
+    assert thread.round_done.wait(10)
     assert workers_seen_since(timezone.now() - timedelta(seconds=5))
     thread.stopping.set()
     thread.join(10)

@@ -388,7 +388,7 @@ def test_the_sweeper_thread_recovers_and_requeues_at_start():
     sweeper = OperationsSweeper(interval=60, enqueue=True)
     sweeper.start()
     try:
-        assert sweeper.swept.wait(timeout=30)  # its first round runs at start
+        assert sweeper.round_done.wait(timeout=30)  # its first round runs at start
     finally:
         sweeper.stopping.set()
         sweeper.join(timeout=30)
