@@ -268,22 +268,25 @@ def test_a_lease_lost_mid_run_discards_the_result(monkeypatch):
 @override_settings(DPM_ASYNC_EXECUTION_LEASE_SECONDS=300)
 def test_the_runner_renews_its_lease_between_scenarios(monkeypatch):
     operation = operation_row(body=batch_body(a={"options": {}}, b={"options": {}}))
-    leases = []
-
+    renewed = []
     progress = []
 
     def observe(batch, *, correlation_id, before_scenario, **kwargs):
         for name, done in (("a", {}), ("b", {"a": "BLOCKED"})):
+            # A lease about to lapse; the renewal must push it a lease length ahead. (Comparing two
+            # renewals would not do: SQLite's clock has millisecond steps, and both can fall in one.)
+            almost = timezone.now() + timedelta(seconds=5)
+            Operation.objects.filter(pk=operation.pk).update(lease_expires_at=almost)
             before_scenario(BatchProgress(2, name, done))
             stored = reload(operation)
-            leases.append(stored.lease_expires_at)
+            renewed.append(stored.lease_expires_at - almost > timedelta(seconds=250))
             progress.append((stored.scenarios_done, stored.scenarios_failed, stored.current_scenario,
                              stored.scenario_statuses))
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(execution, "rebalance_analyze_batch", observe)
     execution.operation_execute(operation.id, scope=ALL)
-    assert leases[0] < leases[1]
+    assert renewed == [True, True]
     # The same UPDATE wrote the progress: nothing done before `a`, `a` done before `b`.
     assert progress == [(0, 0, "a", {}), (1, 0, "b", {"a": "BLOCKED"})]
 
