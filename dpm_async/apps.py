@@ -4,6 +4,7 @@ import logging
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.contrib.admin.apps import AdminConfig
 
 
 class DpmAsyncConfig(AppConfig):
@@ -16,3 +17,9 @@ class DpmAsyncConfig(AppConfig):
         logger = logging.getLogger("dpm_async.settings")
         for message in settings.DPM_SETTINGS_WARNINGS:
             logger.warning(message)
+
+
+class DpmAdminConfig(AdminConfig):
+    """Django's admin app, with `admin.site` being `DpmAdminSite` (a login that counts failures)."""
+
+    default_site = "dpm_async.admin_site.DpmAdminSite"

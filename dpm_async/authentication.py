@@ -11,12 +11,14 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from dpm_async.models import ApiToken
+from dpm_async.problems import TooManyAuthFailures
+from dpm_async.throttles import auth_failure_record, auth_failures_wait
 from dpm_async.tokens import api_token_digest, api_token_mark_used
 
 
@@ -29,6 +31,21 @@ class ApiTokenAuthentication(TokenAuthentication):
     """
 
     keyword = "Token"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        """An address past DPM_AUTH_FAILURE_RATE failed tokens is answered 429 before its token is
+        hashed or looked up (a guesser gets no answer and costs no query); only failures count."""
+        words = get_authorization_header(request).split()
+        if not words or words[0].lower() != self.keyword.lower().encode():
+            return None  # no token: the session class (or the permission's 401) decides
+        wait = auth_failures_wait(request)
+        if wait is not None:
+            raise TooManyAuthFailures(retry_after=wait)
+        try:
+            return super().authenticate(request)
+        except AuthenticationFailed:
+            auth_failure_record(request)
+            raise
 
     def authenticate_credentials(self, key: str) -> tuple[Any, ApiToken]:
         try:

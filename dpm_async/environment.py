@@ -12,8 +12,10 @@ meant to take its default is left out, or commented out in the variables' file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -26,6 +28,11 @@ from django.core.exceptions import ImproperlyConfigured
 TRUE_SPELLINGS = ("true", "1", "yes", "on")
 FALSE_SPELLINGS = ("false", "0", "no", "off")
 ALLOWED_FLAGS = "true or false (also 1/0, yes/no, on/off; any case)"
+# A DRF rate: requests per second, minute, hour or day (DRF reads the period's first letter only,
+# so "60/mx" would pass DRF; it is refused here). `off` switches the limit off.
+RATE_OFF = "off"
+_RATE = re.compile(r"^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")
+ALLOWED_RATES = "a number of requests per s, min, hour or day (e.g. 60/min), or off"
 # The exit status of a process that refused its configuration.
 CONFIGURATION_ERROR_STATUS = 2
 
@@ -103,6 +110,26 @@ class StrictEnv(environ.Env):
         if chosen is None:
             raise refusal(name, value, "one of " + ", ".join(choices) + " (any case)")
         return chosen
+
+    def rate(self, name: str, *, default: str) -> str:
+        """A DRF throttle rate such as `60/min`, or `off`; returned trimmed and lower-case."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        word = value.strip().lower()
+        if word != RATE_OFF and not _RATE.match(word):
+            raise refusal(name, value, ALLOWED_RATES)
+        return word
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        """Comma-separated IP addresses or CIDR networks (empty or unset: none), normalised."""
+        value = self.raw(name)
+        if value is None or not value.strip():
+            return ()
+        try:
+            return tuple(str(ipaddress.ip_network(part.strip(), strict=False)) for part in value.split(","))
+        except ValueError:
+            raise refusal(name, value, "comma-separated IP addresses or networks, e.g. 10.0.0.0/8,127.0.0.1") from None
 
     def json_object(self, name: str, *, default: dict[str, Any]) -> dict[str, Any]:
         value = self.raw(name)

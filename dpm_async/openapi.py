@@ -259,6 +259,19 @@ NOT_AUTHENTICATED_DESCRIPTION = (
     "Send `Authorization: Token <key>`."
 )
 
+TOO_MANY_AUTH_FAILURES_DESCRIPTION = (
+    "`TOO_MANY_AUTH_FAILURES`: this address sent too many wrong tokens (`DPM_AUTH_FAILURE_RATE`); its "
+    "credentials are not even checked until `Retry-After` seconds have passed."
+)
+THROTTLED_DESCRIPTION = (
+    "`THROTTLED`: the caller sent more requests than its rate allows here; try again after `Retry-After` seconds."
+)
+REQUEST_TOO_LARGE_DESCRIPTION = "`REQUEST_TOO_LARGE`: the body is larger than the configured limit."
+BATCH_TOO_LARGE_DESCRIPTION = (
+    "`BATCH_TOO_LARGE`: instruments x scenarios (`batch_cells`) exceeds `DPM_MAX_BATCH_CELLS` "
+    "(`max_batch_cells`); split the batch."
+)
+
 _PROBLEM_EXAMPLES = {
     400: ("validation-error", "Bad Request", "VALIDATION_ERROR", None),
     401: ("not-authenticated", "Unauthorized", "NOT_AUTHENTICATED", "Authentication credentials were not provided."),
@@ -291,7 +304,7 @@ def problem_responses(
 
     Every endpoint also gets the 400 of a bad `X-Correlation-Id` (unless it documents its own 400,
     which should name it), the 500 of a server fault and, when `authenticated`, the 401 of a caller
-    without credentials; one that `writes` (POST) the 403 of a session caller without the CSRF
+    without credentials and the 429 of an address past its failed-credential limit; one that `writes` (POST) the 403 of a session caller without the CSRF
     token (unless it documents its own 403, which should name it).
     """
     descriptions = dict(descriptions)
@@ -300,6 +313,7 @@ def problem_responses(
     descriptions.setdefault(503, DATABASE_UNAVAILABLE_DESCRIPTION)
     if authenticated:
         descriptions.setdefault(401, NOT_AUTHENTICATED_DESCRIPTION)
+        descriptions.setdefault(429, TOO_MANY_AUTH_FAILURES_DESCRIPTION)
     if authenticated and writes:
         descriptions.setdefault(403, CSRF_DESCRIPTION)
     if writes:

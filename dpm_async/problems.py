@@ -9,6 +9,7 @@ anything unexpected into one body shape:
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from http import HTTPStatus
 from typing import Any, TypedDict
@@ -39,6 +40,8 @@ NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
 NOT_AUTHENTICATED = "NOT_AUTHENTICATED"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 THROTTLED = "THROTTLED"
+TOO_MANY_AUTH_FAILURES = "TOO_MANY_AUTH_FAILURES"
+BATCH_TOO_LARGE = "BATCH_TOO_LARGE"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 DISALLOWED_HOST = "DISALLOWED_HOST"
 TOO_MANY_FIELDS = "TOO_MANY_FIELDS"
@@ -66,6 +69,9 @@ class ProblemExtra(TypedDict, total=False):
     operation_status: str
     status_url: str
     scenario_name: str
+    # A 413 BATCH_TOO_LARGE: what the batch costs (instruments x scenarios) and what is allowed.
+    batch_cells: int
+    max_batch_cells: int
 
 
 class ProblemBody(ProblemExtra):
@@ -86,9 +92,12 @@ class Problem(drf_exceptions.APIException):
     default_code = VALIDATION_ERROR
     default_detail = "The request is invalid."
 
-    def __init__(self, detail: str | None = None, *, code: str | None = None, extra: ProblemExtra | None = None):
+    def __init__(self, detail: str | None = None, *, code: str | None = None, extra: ProblemExtra | None = None,
+                 retry_after: int | None = None):
         super().__init__(detail=detail or self.default_detail, code=code or self.default_code)
         self.extra: ProblemExtra = extra or {}
+        # Seconds, sent as `Retry-After` (a 429, a 503).
+        self.retry_after = retry_after
 
 
 class RequestInvalid(Problem):
@@ -116,6 +125,14 @@ class RequestTooLarge(Problem):
     status_code = 413
     default_code = REQUEST_TOO_LARGE
     default_detail = "The request body is larger than the configured limit."
+
+
+class TooManyAuthFailures(Problem):
+    """429: this address sent too many wrong credentials; refused before they are even looked up."""
+
+    status_code = 429
+    default_code = TOO_MANY_AUTH_FAILURES
+    default_detail = "Too many failed authentication attempts from this address; try again later."
 
 
 class UnsupportedMediaType(Problem):
@@ -220,6 +237,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
     extra: ProblemExtra = {}
     if isinstance(exc, Problem):
         status, code, detail, extra = exc.status_code, str(exc.get_codes()), str(exc.detail), exc.extra
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(max(1, exc.retry_after))
     elif isinstance(exc, drf_exceptions.ValidationError):
         status, code, detail = 400, VALIDATION_ERROR, "The request is invalid."
         extra = {"errors": _validation_errors(exc.detail)}
@@ -229,7 +248,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
         detail = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else str(exc.default_detail)
         wait = getattr(exc, "wait", None)  # Throttled's, set by its __init__ (absent from the stubs)
         if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
-            headers["Retry-After"] = str(int(wait))
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             headers["WWW-Authenticate"] = auth_header

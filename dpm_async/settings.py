@@ -82,7 +82,9 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with a login that refuses an address after too many failures
+    # (dpm_async/admin_site.py); the ModelAdmins register on it as on the default site.
+    "dpm_async.apps.DpmAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -211,6 +213,46 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # Bodies above this many bytes are refused with 413 before they are read.
 DPM_MAX_REQUEST_BYTES = env.whole("DPM_MAX_REQUEST_BYTES", default=16 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DPM_MAX_REQUEST_BYTES
+
+# What one request may cost: distinct instruments (positions, model targets, shelf entries) x
+# scenarios. Above it the batch is refused with 413 BATCH_TOO_LARGE before the engine runs; at the
+# default a web process peaks at about 420 MB (docs/deployment.md, "Request cost").
+DPM_MAX_BATCH_CELLS = env.whole("DPM_MAX_BATCH_CELLS", default=100_000, minimum=1)
+
+# --- fair use (docs/deployment.md, "Fair use") -------------------------------------------------
+# DRF rate strings per caller (its user, else its address), or `off`.
+DPM_THROTTLE_ANALYZE_RATE = env.rate("DPM_THROTTLE_ANALYZE_RATE", default="60/min")
+DPM_THROTTLE_SUBMIT_RATE = env.rate("DPM_THROTTLE_SUBMIT_RATE", default="120/min")
+# Failed token or admin-login attempts per client address; past it, credentials are refused with
+# 429 before they are looked up or hashed.
+DPM_AUTH_FAILURE_RATE = env.rate("DPM_AUTH_FAILURE_RATE", default="20/min")
+# PENDING or RUNNING operations one owner may have; 0: no cap.
+DPM_ASYNC_MAX_UNFINISHED_PER_OWNER = env.whole("DPM_ASYNC_MAX_UNFINISHED_PER_OWNER", default=50, minimum=0)
+# The proxies whose X-Forwarded-For is believed (dpm_async/addresses.py); none: REMOTE_ADDR.
+DPM_TRUSTED_PROXIES = env.networks("DPM_TRUSTED_PROXIES")
+
+# The limits count in Django's cache: Redis when REDIS_URL is set (shared by every process and
+# host), else each process's memory (a limit then holds per process). Redis is asked with short
+# timeouts and fails open (dpm_async/cache.py): while it is down the limits are not enforced.
+REDIS_URL = env.raw("REDIS_URL")
+if REDIS_URL is not None and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ConfigurationInvalid(
+        "REDIS_URL is not allowed: use a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0"
+    )
+DPM_CACHE_KEY_PREFIX = env.str("DPM_CACHE_KEY_PREFIX", default="dpm_async")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "dpm_async.cache.FailOpenRedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": DPM_CACHE_KEY_PREFIX,
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": DPM_CACHE_KEY_PREFIX}
+    }
 
 # --- who may call the API (spec/api.md section 9; docs/security.md) ----------------------------
 # false opens every endpoint to anonymous callers, for local experiments only: logged at start.

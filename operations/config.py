@@ -45,6 +45,11 @@ def max_attempts() -> int:
     return int(settings.DPM_ASYNC_MAX_ATTEMPTS)
 
 
+def max_unfinished_per_owner() -> int:
+    """PENDING or RUNNING operations one owner may have (0: no cap)."""
+    return int(settings.DPM_ASYNC_MAX_UNFINISHED_PER_OWNER)
+
+
 def manual_execution_enabled() -> bool:
     return bool(settings.DPM_ASYNC_MANUAL_EXECUTION_ENABLED)
 

@@ -21,6 +21,9 @@ OPERATION_CORRELATION_CONFLICT = "DPM_ASYNC_OPERATION_CORRELATION_CONFLICT"
 OPERATION_NOT_OWNED = "DPM_ASYNC_OPERATION_NOT_OWNED"
 OPERATION_RESULT_NOT_READY = "DPM_ASYNC_OPERATION_RESULT_NOT_READY"
 SCENARIO_RESULT_NOT_FOUND = "DPM_ASYNC_SCENARIO_RESULT_NOT_FOUND"
+TOO_MANY_UNFINISHED_OPERATIONS = "DPM_ASYNC_TOO_MANY_UNFINISHED_OPERATIONS"
+# When a caller at its cap should try again: a typical operation finishes within seconds.
+TOO_MANY_UNFINISHED_RETRY_AFTER_SECONDS = 5
 
 # --- stored failure codes (`error.code` of a FAILED operation) -------------------------------
 type OperationFailureCode = Literal[
@@ -151,3 +154,17 @@ class ScenarioResultNotFound(Problem):
             else f"Operation {operation_id} has no scenario named {scenario_name!r}."
         )
         super().__init__(detail, extra={"operation_id": operation_id, "scenario_name": scenario_name})
+
+
+class TooManyUnfinishedOperations(Problem):
+    """429: the owner already has DPM_ASYNC_MAX_UNFINISHED_PER_OWNER operations PENDING or RUNNING."""
+
+    status_code = 429
+    default_code = TOO_MANY_UNFINISHED_OPERATIONS
+
+    def __init__(self, unfinished: int):
+        super().__init__(
+            f"You have {unfinished} operations PENDING or RUNNING, the most allowed; submit again once some "
+            "have finished.",
+            retry_after=TOO_MANY_UNFINISHED_RETRY_AFTER_SECONDS,
+        )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 
 from operations.access import OperationScope
@@ -32,6 +32,7 @@ from operations.config import (
     lease,
     manual_execution_enabled,
     max_attempts,
+    max_unfinished_per_owner,
     ttl,
 )
 from operations.errors import (
@@ -41,6 +42,7 @@ from operations.errors import (
     OperationCorrelationConflict,
     OperationNotCancellable,
     OperationNotFound,
+    TooManyUnfinishedOperations,
     operation_failure,
 )
 from operations.links import operation_status_url
@@ -110,8 +112,7 @@ def operation_insert_or_existing(
                 created_at=now,
                 expires_at=later(now, ttl()),
             )
-            Operation.objects.bulk_create([operation], ignore_conflicts=True)
-            inserted = Operation.objects.defer("request").filter(pk=operation.pk).first()
+            inserted = _operation_insert_within_cap(operation, now)
             if inserted is not None:
                 return inserted, True  # as stored: its instants are the database's
             continue  # another submission with this correlation id won the race: read it
@@ -123,6 +124,41 @@ def operation_insert_or_existing(
             return replayed, False
         raise OperationCorrelationConflict(correlation_id, existing_id, operation_status_url(existing_id))
     raise RuntimeError(f"could not insert or find the operation for correlation id {correlation_id!r}")
+
+
+# Namespaces the per-owner advisory lock (an int4, "DPM1"), so it meets no other lock of the database.
+_OWNER_LOCK_NAMESPACE = 0x44504D31
+
+
+def _operation_insert_within_cap(operation: Operation, now: Instant) -> Operation | None:
+    """Inserts `operation` unless its owner is at DPM_ASYNC_MAX_UNFINISHED_PER_OWNER; returns it as
+    stored, or None when another submission took its correlation id first.
+
+    The count and the insert must not interleave with another submission of the same owner, or two
+    racing submissions would both see one slot free and both take it. So they run in one
+    transaction that first serialises the owner's submissions: PostgreSQL takes a transaction-level
+    advisory lock on the owner (other owners are not held up); SQLite's IMMEDIATE transaction
+    holds the database's single write lock. Within it, a correlation id taken meanwhile is not
+    counted against the cap: the caller then replays it, and a replay is never refused.
+    """
+    cap = max_unfinished_per_owner()
+    if cap == 0:
+        Operation.objects.bulk_create([operation], ignore_conflicts=True)
+        return Operation.objects.defer("request").filter(pk=operation.pk).first()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)",
+                               [_OWNER_LOCK_NAMESPACE, (operation.owner_id or 0) % 2**31])
+        if Operation.objects.filter(correlation_id=operation.correlation_id, owner_id=operation.owner_id,
+                                    expires_at__gt=now).exists():
+            return None
+        unfinished = (Operation.objects.filter(owner_id=operation.owner_id, expires_at__gt=now,
+                                               status__in=(PENDING, RUNNING)).count())
+        if unfinished >= cap:
+            raise TooManyUnfinishedOperations(unfinished)
+        Operation.objects.bulk_create([operation], ignore_conflicts=True)
+    return Operation.objects.defer("request").filter(pk=operation.pk).first()
 
 
 # --- a run: claim, keep, finish ---------------------------------------------------------------

@@ -21,10 +21,15 @@ from rest_framework.views import APIView
 from dpm_async.correlation import CORRELATION_HEADER, correlation_id_of_request
 from dpm_async.encoding import Piece, encoded_response, request_coding, wants_single_frame
 from dpm_async.openapi import (
+    BATCH_TOO_LARGE_DESCRIPTION,
+    REQUEST_TOO_LARGE_DESCRIPTION,
+    THROTTLED_DESCRIPTION,
+    TOO_MANY_AUTH_FAILURES_DESCRIPTION,
     Shape,
     encoded_answer_headers,
     problem_responses,
 )
+from dpm_async.throttles import SubmitRateThrottle
 from operations.access import OperationScope, operation_scope_for_user
 from operations.config import manual_execution_check, manual_execution_enabled, operations_enabled_check
 from operations.errors import OperationResultNotReady, ScenarioResultNotFound
@@ -52,6 +57,7 @@ from operations.serializers import OperationListQuerySerializer, cursor_encode, 
 from operations.services import operation_cancel
 from operations.submission import operation_submit
 from rebalance.batch import BatchRebalanceRequest
+from rebalance.cost import batch_cost_check
 from rebalance.engine.shapes import SCENARIO_NAME_PATTERN
 from rebalance.engine.wire_types import RebalanceResult
 from rebalance.parsing import batch_request_parse
@@ -186,6 +192,8 @@ class OperationsAPIView(APIView):
 class RebalanceAnalysisAsyncView(OperationsAPIView):
     """`POST /rebalance/analyze/async`: accept a batch as an operation."""
 
+    throttle_classes = [SubmitRateThrottle]
+
     @extend_schema(
         operation_id="rebalance_analyze_async",
         summary="Submit a what-if batch as an operation",
@@ -209,8 +217,11 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
                     404: _DISABLED,
                     409: "`DPM_ASYNC_OPERATION_CORRELATION_CONFLICT`: the correlation id belongs to an "
                     "operation submitted with a different body (`operation_id`, `status_url` name it).",
-                    413: "`REQUEST_TOO_LARGE`: the body is larger than the configured limit.",
+                    413: f"{REQUEST_TOO_LARGE_DESCRIPTION} {BATCH_TOO_LARGE_DESCRIPTION}",
                     415: "`UNSUPPORTED_MEDIA_TYPE`: the body is not application/json.",
+                    429: f"{THROTTLED_DESCRIPTION} `DPM_ASYNC_TOO_MANY_UNFINISHED_OPERATIONS`: the caller has "
+                    "`DPM_ASYNC_MAX_UNFINISHED_PER_OWNER` operations PENDING or RUNNING; try again after "
+                    f"`Retry-After` seconds. {TOO_MANY_AUTH_FAILURES_DESCRIPTION}",
                 },
                 writes=True,
             ),
@@ -219,6 +230,7 @@ class RebalanceAnalysisAsyncView(OperationsAPIView):
     )
     def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
         batch = batch_request_parse(request.data)
+        batch_cost_check(batch)
         submission = operation_submit(
             batch, correlation_id=correlation_id_of_request(), owner_id=self.scope(request).owner_id
         )

@@ -17,11 +17,17 @@ from dpm_async.encoding import (
     zstd_compress,
 )
 from dpm_async.openapi import (
+    BATCH_TOO_LARGE_DESCRIPTION,
+    REQUEST_TOO_LARGE_DESCRIPTION,
+    THROTTLED_DESCRIPTION,
+    TOO_MANY_AUTH_FAILURES_DESCRIPTION,
     Shape,
     encoded_answer_headers,
     problem_responses,
 )
+from dpm_async.throttles import AnalyzeRateThrottle
 from rebalance.batch import BatchRebalanceRequest, BatchRebalanceResult
+from rebalance.cost import batch_cost_check
 from rebalance.parsing import batch_request_parse
 from rebalance.services import batch_result_pieces, rebalance_analyze_batch
 
@@ -35,6 +41,8 @@ CORRELATION_PARAMETER = OpenApiParameter(
 
 class RebalanceAnalysisView(APIView):
     """`POST /rebalance/analyze`: the canonical synchronous what-if batch."""
+
+    throttle_classes = [AnalyzeRateThrottle]
 
     @extend_schema(
         operation_id="rebalance_analyze",
@@ -52,8 +60,9 @@ class RebalanceAnalysisView(APIView):
                 {
                     400: "`VALIDATION_ERROR` / `MALFORMED_JSON`: the body is not valid JSON or fails "
                     "validation; `errors` names each field. `INVALID_CORRELATION_ID`: bad `X-Correlation-Id`.",
-                    413: "`REQUEST_TOO_LARGE`: the body is larger than the configured limit.",
+                    413: f"{REQUEST_TOO_LARGE_DESCRIPTION} {BATCH_TOO_LARGE_DESCRIPTION}",
                     415: "`UNSUPPORTED_MEDIA_TYPE`: the body is not application/json.",
+                    429: f"{THROTTLED_DESCRIPTION} {TOO_MANY_AUTH_FAILURES_DESCRIPTION}",
                 },
                 writes=True,
             ),
@@ -62,6 +71,7 @@ class RebalanceAnalysisView(APIView):
     )
     def post(self, request: Request) -> HttpResponse | StreamingHttpResponse:
         batch = batch_request_parse(request.data)
+        batch_cost_check(batch)
         coding = request_coding(request)
         if coding != ZSTD:
             outcome = rebalance_analyze_batch(batch, correlation_id=correlation_id_supplied())

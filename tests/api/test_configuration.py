@@ -90,6 +90,16 @@ COVERAGE: dict[str, tuple[str, str, Any, str | None]] = {
     "DPM_DB_WRITE_RETRY_SECONDS": ("5", "DPM_DB_WRITE_RETRY_SECONDS", 5, "soon"),
     "DJANGO_STATIC_ROOT": ("/srv/static", "STATIC_ROOT", "/srv/static", None),
     "DPM_MAX_REQUEST_BYTES": ("1048576", "DPM_MAX_REQUEST_BYTES", 1048576, "16MB"),
+    "DPM_MAX_BATCH_CELLS": ("5000", "DPM_MAX_BATCH_CELLS", 5000, "100k"),
+    "DPM_THROTTLE_ANALYZE_RATE": (" 10/Minute ", "DPM_THROTTLE_ANALYZE_RATE", "10/minute", "60/mx"),
+    "DPM_THROTTLE_SUBMIT_RATE": ("OFF", "DPM_THROTTLE_SUBMIT_RATE", "off", "120"),
+    "DPM_AUTH_FAILURE_RATE": ("5/h", "DPM_AUTH_FAILURE_RATE", "5/h", "0/min"),
+    "DPM_ASYNC_MAX_UNFINISHED_PER_OWNER": ("0", "DPM_ASYNC_MAX_UNFINISHED_PER_OWNER", 0, "-1"),
+    "DPM_TRUSTED_PROXIES": ("10.0.0.0/8, 127.0.0.1,::1", "DPM_TRUSTED_PROXIES", ("10.0.0.0/8", "127.0.0.1/32", "::1/128"),
+                            "10.0.0.0/33"),
+    "REDIS_URL": ("redis://127.0.0.1:6379/13", "CACHES", "dpm_async.cache.FailOpenRedisCache",
+                  "user:pw@cache.internal:6379"),
+    "DPM_CACHE_KEY_PREFIX": ("dpm_test", "CACHES", "dpm_test", None),
     "DPM_ASYNC_OPERATIONS_ENABLED": ("false", "DPM_ASYNC_OPERATIONS_ENABLED", False, "disabled"),
     "DPM_ASYNC_OPERATIONS_TTL_SECONDS": ("3600", "DPM_ASYNC_OPERATIONS_TTL_SECONDS", 3600, None),  # falls back
     "DPM_ASYNC_EXECUTION_MODE": (" worker ", "DPM_ASYNC_EXECUTION_MODE", "WORKER", None),  # falls back
@@ -116,11 +126,15 @@ def _picked(name: str, setting: str, value: Any) -> Any:
         return value["default"]["BACKEND"]
     if name == "DPM_TASKS_OPTIONS":
         return value["default"]["OPTIONS"]
+    if name == "REDIS_URL":
+        return value["default"]["BACKEND"]
+    if name == "DPM_CACHE_KEY_PREFIX":
+        return value["default"]["KEY_PREFIX"]
     return value
 
 
 def test_every_variable_settings_reads_is_in_the_example_and_covered_here(load):
-    asked = {name for name in load()["_asked"] if name.startswith(("DJANGO_", "DPM_", "DATABASE_"))}
+    asked = {name for name in load()["_asked"] if name.startswith(("DJANGO_", "DPM_", "DATABASE_", "REDIS_"))}
     asked.discard("DJANGO_SETTINGS_MODULE")
     # DJANGO_CONN_MAX_AGE is read only for PostgreSQL.
     asked |= {name for name in load(DATABASE_URL="postgres://u@h/d")["_asked"] if name == "DJANGO_CONN_MAX_AGE"}
@@ -148,6 +162,8 @@ def test_each_misspelt_value_is_refused_with_one_line_naming_variable_value_and_
     assert "\n" not in message and message.startswith(f"{name}")
     if name == "DATABASE_URL":  # never echoed: it may hold a password
         assert "pw" not in message and "'postgress'" in message
+    elif name == "REDIS_URL":  # never echoed either
+        assert "pw" not in message and "is not allowed: use " in message
     else:
         assert f"{name}={bad!r} is not allowed: use " in message
 
@@ -176,6 +192,23 @@ def test_the_two_rfc_fallbacks_warn_instead_of_refusing(load):
         "DPM_ASYNC_EXECUTION_MODE='QUEUE' is not allowed: use one of INLINE, ACCEPT_ONLY, WORKER (any case); "
         "falling back to INLINE",
     )
+
+
+def test_the_fair_use_defaults_are_the_documented_ones(load):
+    loaded = load()
+    assert (loaded["DPM_THROTTLE_ANALYZE_RATE"], loaded["DPM_THROTTLE_SUBMIT_RATE"], loaded["DPM_AUTH_FAILURE_RATE"]) == (
+        "60/min", "120/min", "20/min"
+    )
+    assert loaded["DPM_ASYNC_MAX_UNFINISHED_PER_OWNER"] == 50
+    assert loaded["DPM_MAX_BATCH_CELLS"] == 100_000
+    assert loaded["DPM_TRUSTED_PROXIES"] == ()
+    assert loaded["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+
+
+def test_redis_is_asked_with_short_timeouts(load):
+    cache = load(REDIS_URL="redis://127.0.0.1:6379/13")["CACHES"]["default"]
+    assert cache["OPTIONS"] == {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    assert cache["KEY_PREFIX"] == "dpm_async"
 
 
 def test_an_empty_env_file_name_reads_no_file_and_a_named_file_is_read(load, tmp_path):
