@@ -5,26 +5,21 @@ gunicorn's threads (docs/deployment.md, "Slow clients and the proxy")."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.contract import contract
-from tests.served import REPO, Server, free_port, served
+from tests.proxied import needs_nginx, proxied
+from tests.served import REPO, Server, served
 
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
-                                reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
+pytestmark = needs_nginx
 
-SHIPPED = REPO / "deploy" / "nginx" / "dpm_async.conf"
 SLOW_CLIENTS = 8  # as many as gunicorn has threads (2 workers x 4)
 
 
@@ -34,47 +29,10 @@ class Proxy:
     upstream: Server
 
 
-def _nginx() -> str:
-    return shutil.which("nginx") or "/usr/sbin/nginx"
-
-
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[Proxy]:
-    with served(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY") as upstream:
-        prefix = Path(tempfile.mkdtemp(prefix="dpm_nginx_"))
-        port = free_port()
-        shipped = SHIPPED.read_text()
-        assert "listen 8080;" in shipped and "server 127.0.0.1:8000;" in shipped
-        (prefix / "dpm_async.conf").write_text(
-            shipped.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-            .replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream.port};")
-        )
-        temp_paths = "\n".join(
-            f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (prefix / "nginx.conf").write_text(
-            f"daemon off;\nworker_processes 1;\nuser root;\npid {prefix / 'nginx.pid'};\n"
-            f"error_log {prefix / 'error.log'} warn;\nevents {{ worker_connections 1024; }}\n"
-            f"http {{\n    access_log off;\n{temp_paths}\n    include {prefix / 'dpm_async.conf'};\n}}\n"
-        )
-        process = subprocess.Popen([_nginx(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-                                   stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, (prefix / "error.log").read_text()
-                time.sleep(0.1)
-            yield Proxy(port, upstream)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
-            shutil.rmtree(prefix, ignore_errors=True)
+    with served(DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY") as upstream, proxied(upstream) as port:
+        yield Proxy(port, upstream)
 
 
 def slow_client(port: int, stop: threading.Event) -> None:
