@@ -285,3 +285,30 @@ def test_a_batch_over_the_cell_limit_is_413_before_the_engine_runs(client, url, 
 @override_settings(DPM_MAX_BATCH_CELLS=27, DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
 def test_a_batch_at_the_cell_limit_is_accepted(client):
     assert submit(client, _wide_body(7, 3)).status_code == 202
+
+
+# --- the client's address ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("proxies", "remote", "forwarded", "expected"), [
+    ((), "192.0.2.1", "", "192.0.2.1"),
+    # No trusted proxy: X-Forwarded-For is the client's own word, ignored.
+    ((), "192.0.2.1", "198.51.100.1", "192.0.2.1"),
+    # A trusted proxy: the rightmost address that is not one of ours.
+    (("10.0.0.0/8",), "10.0.0.5", "198.51.100.1, 203.0.113.9, 10.0.0.7", "203.0.113.9"),
+    # A request that did not come through the proxy: its own address, whatever it claims.
+    (("10.0.0.0/8",), "192.0.2.1", "198.51.100.1", "192.0.2.1"),
+    # Only proxies in the chain: the leftmost.
+    (("10.0.0.0/8",), "10.0.0.5", "10.0.0.6", "10.0.0.6"),
+    # A malformed entry stops the walk at the last address vouched for.
+    (("10.0.0.0/8",), "10.0.0.5", "198.51.100.1, junk", "10.0.0.5"),
+    # IPv6 by /64, IPv4-mapped IPv6 as IPv4.
+    ((), "2001:db8:1:2:3:4:5:6", "", "2001:db8:1:2::/64"),
+    ((), "::ffff:192.0.2.4", "", "192.0.2.4"),
+    (("::1/128",), "::1", "2001:db8::1", "2001:db8::/64"),
+])
+def test_client_address(proxies, remote, forwarded, expected, rf):
+    from dpm_async.addresses import client_address
+
+    request = rf.get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+    with override_settings(DPM_TRUSTED_PROXIES=proxies):
+        assert client_address(request) == expected
