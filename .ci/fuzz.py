@@ -128,6 +128,13 @@ def main() -> int:
         # PENDING on submit, so the fuzzer's executes and cancels meet every status.
         "DPM_ASYNC_EXECUTION_MODE": "ACCEPT_ONLY",
         "DPM_API_AUTH_REQUIRED": "true",
+        # Thousands of requests from one caller, hundreds of PENDING operations, deliberately
+        # wrong tokens: every fair-use limit would answer 429 (a documented answer, but one that
+        # would hide the endpoints' own behaviour from the fuzzer).
+        "DPM_THROTTLE_ANALYZE_RATE": "off",
+        "DPM_THROTTLE_SUBMIT_RATE": "off",
+        "DPM_AUTH_FAILURE_RATE": "off",
+        "DPM_ASYNC_MAX_UNFINISHED_PER_OWNER": "0",
     }
     manage = [str(BIN / "python"), "manage.py"]
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], cwd=REPO, env=environment, check=True)

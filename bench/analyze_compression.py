@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import zstandard
-from benchlib import free_port, load_gen_batch
+from benchlib import FAIR_USE_OFF, free_port, load_gen_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.25
@@ -60,7 +60,7 @@ def main() -> int:
     args = parser.parse_args()
     body = json.dumps(load_gen_batch(args.gen).build_request(positions=2000, targets=2000, scenarios=20, seed=1)).encode()
     port = free_port()
-    env = {**os.environ, "DJANGO_DEBUG": "false", "DPM_API_AUTH_REQUIRED": "false",
+    env = {**os.environ, **FAIR_USE_OFF, "DJANGO_DEBUG": "false", "DPM_API_AUTH_REQUIRED": "false",
            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-not-a-secret")}
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "dpm_async.wsgi:application", "--bind", f"127.0.0.1:{port}",

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import free_port, load_gen_batch
+from benchlib import FAIR_USE_OFF, free_port, load_gen_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_GROWTH_MB = 64
@@ -113,7 +113,7 @@ def main() -> int:
             database_url = f"{server_url}/{created}"
         else:
             database_url = f"sqlite:///{workdir}/bench.sqlite3"
-        env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
+        env = {**os.environ, **FAIR_USE_OFF, "DATABASE_URL": database_url, "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
                "DJANGO_SECRET_KEY": secrets.token_urlsafe(40), "DJANGO_SECURE_HTTPS": "false",
                "DPM_API_AUTH_REQUIRED": "false", "DPM_ASYNC_EXECUTION_MODE": "WORKER",
                "DJANGO_SETTINGS_MODULE": "dpm_async.settings"}

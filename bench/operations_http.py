@@ -37,7 +37,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from benchlib import free_port, load_gen_batch
+from benchlib import FAIR_USE_OFF, free_port, load_gen_batch
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_GEN_BATCH = REPO.parent / "shared" / "bench" / "gen_batch.py"
@@ -102,6 +102,7 @@ class Service:
         self.database_url = database_url
         self.env = {
             **os.environ,
+            **FAIR_USE_OFF,
             "DATABASE_URL": database_url,
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
             "DJANGO_DEBUG": "false",

@@ -27,7 +27,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchlib import free_port, load_gen_batch
+from benchlib import FAIR_USE_OFF, free_port, load_gen_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -123,7 +123,7 @@ def main() -> int:
     port = free_port()
     # A scratch server on loopback that measures the engine and the sync endpoint: no caller to
     # authenticate, so it needs no migrated database (a token lookup would add ~0.2 ms).
-    env = {**os.environ, "DJANGO_DEBUG": "false", "DPM_API_AUTH_REQUIRED": "false"}
+    env = {**os.environ, **FAIR_USE_OFF, "DJANGO_DEBUG": "false", "DPM_API_AUTH_REQUIRED": "false"}
     env.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
     server = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "gunicorn"), "dpm_async.wsgi:application", "--bind", f"127.0.0.1:{port}",

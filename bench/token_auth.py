@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import free_port
+from benchlib import FAIR_USE_OFF, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PATH = "/rebalance/operations/dop_" + "0" * 32
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dpm-token-bench-") as work:
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{work}/db.sqlite3", "DJANGO_ENV_FILE": "",
+        env = {**os.environ, **FAIR_USE_OFF, "DATABASE_URL": f"sqlite:///{work}/db.sqlite3", "DJANGO_ENV_FILE": "",
                "DJANGO_SECRET_KEY": secrets.token_urlsafe(40), "DJANGO_DEBUG": "false",
                "DJANGO_SECURE_HTTPS": "false", "DJANGO_LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "dpm_async.settings"}
         python = sys.executable

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from benchlib import free_port, load_gen_batch
+from benchlib import FAIR_USE_OFF, free_port, load_gen_batch
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_GEN_BATCH = REPO.parent / "shared" / "bench" / "gen_batch.py"
@@ -59,6 +59,7 @@ class Deployment:
         self.database_url = f"{self.server_url}/{self.name}"
         self.env = {
             **os.environ,
+            **FAIR_USE_OFF,
             "DATABASE_URL": self.database_url,
             "DJANGO_SETTINGS_MODULE": "dpm_async.settings",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
