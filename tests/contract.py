@@ -14,6 +14,7 @@ import functools
 import gzip
 import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -124,7 +125,18 @@ def decoded(content_encoding: str | None, body: bytes) -> bytes:
     return body
 
 
+_GENERATING = threading.Lock()
+
+
 @functools.cache
-def contract() -> Contract:
-    """The contract of the document /schema/ serves (generated once per test session)."""
+def _generated() -> Contract:
     return Contract(SchemaGenerator().get_schema(request=None, public=True))
+
+
+def contract() -> Contract:
+    """The contract of the document /schema/ serves (generated once per test session).
+
+    Under a lock: tests that race requests in threads check their answers from those threads,
+    and drf-spectacular's generation is not safe to run twice at once."""
+    with _GENERATING:
+        return _generated()
