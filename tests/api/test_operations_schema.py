@@ -16,16 +16,18 @@ def schema() -> dict:
 # 400: every endpoint refuses a bad X-Correlation-Id; 401: every endpoint needs a caller; 403:
 # staff may read but not execute or cancel another owner's operation.
 # 500: a server fault; 503: the database is unavailable; 411: a chunked body that could not be read.
+# 429: every endpoint refuses an address past its failed-credential limit; submit also throttles
+# and caps unfinished operations.
 EXPECTED = {
-    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "403", "404", "409", "411", "413", "415", "500", "503"},
-    ("/rebalance/operations", "get"): {"200", "400", "401", "404", "500", "503"},
-    ("/rebalance/operations/{operation_id}", "get"): {"200", "304", "400", "401", "404", "500", "503"},
-    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "304", "400", "401", "404", "500", "503"},
-    ("/rebalance/operations/{operation_id}/summary", "get"): {"200", "304", "400", "401", "404", "500", "503"},
+    ("/rebalance/analyze/async", "post"): {"202", "200", "400", "401", "429", "403", "404", "409", "411", "413", "415", "500", "503"},
+    ("/rebalance/operations", "get"): {"200", "400", "401", "429", "404", "500", "503"},
+    ("/rebalance/operations/{operation_id}", "get"): {"200", "304", "400", "401", "429", "404", "500", "503"},
+    ("/rebalance/operations/by-correlation/{correlation_id}", "get"): {"200", "304", "400", "401", "429", "404", "500", "503"},
+    ("/rebalance/operations/{operation_id}/summary", "get"): {"200", "304", "400", "401", "429", "404", "500", "503"},
     ("/rebalance/operations/{operation_id}/results/{scenario_name}", "get"): {
-        "200", "304", "400", "401", "404", "409", "500", "503"},
-    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "403", "404", "409", "500", "503"},
-    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "403", "404", "409", "500", "503"},
+        "200", "304", "400", "401", "429", "404", "409", "500", "503"},
+    ("/rebalance/operations/{operation_id}/execute", "post"): {"200", "400", "401", "429", "403", "404", "409", "500", "503"},
+    ("/rebalance/operations/{operation_id}/cancel", "post"): {"200", "400", "401", "429", "403", "404", "409", "500", "503"},
 }
 
 
@@ -55,7 +57,7 @@ def test_every_problem_code_is_named_in_the_document(schema):
     for code in (errors.OPERATIONS_DISABLED, errors.MANUAL_EXECUTION_DISABLED, errors.OPERATION_NOT_FOUND,
                  errors.OPERATION_NOT_EXECUTABLE, errors.OPERATION_NOT_CANCELLABLE,
                  errors.OPERATION_CORRELATION_CONFLICT, errors.OPERATION_NOT_OWNED, errors.OPERATION_RESULT_NOT_READY,
-                 errors.SCENARIO_RESULT_NOT_FOUND):
+                 errors.SCENARIO_RESULT_NOT_FOUND, errors.TOO_MANY_UNFINISHED_OPERATIONS):
         assert f"`{code}`" in text, code
     assert schema["components"]["schemas"]["OperationFailureCode"]["enum"] == list(errors.FAILURE_CODES)
 
