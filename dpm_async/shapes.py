@@ -132,9 +132,13 @@ def shape_fields(cls: type) -> tuple[FieldInfo, ...]:
         out = []
         for name, hint in hints.items():
             annotation, meta = unwrap(hint)
-            if get_origin(annotation) in (typing.NotRequired, typing.Required):
+            # Under `from __future__ import annotations` the class sees only strings, so
+            # `__required_keys__` still lists a `NotRequired[...]` key: the resolved hint decides.
+            origin = get_origin(annotation)
+            required = origin is typing.Required or (origin is not typing.NotRequired and name in required_keys)
+            if origin in (typing.NotRequired, typing.Required):
                 annotation, meta = unwrap(get_args(annotation)[0], meta)
-            out.append(FieldInfo(name, annotation, meta, name in required_keys))
+            out.append(FieldInfo(name, annotation, meta, required))
         return tuple(out)
     fields = []
     for spec in dataclasses.fields(cls):

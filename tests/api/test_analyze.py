@@ -255,3 +255,15 @@ def test_inputs_are_not_mutated_between_scenarios(client):
     for key in ("intents", "after_simulated", "before", "rule_results"):
         assert first[key] == second[key]
     assert first["target"]["targets"] == second["target"]["targets"]
+
+
+def test_an_early_blocked_scenario_answers_without_the_comparison_key(client):
+    # A shelf that knows none of the instruments blocks before targets are built: the reference
+    # leaves `target_method_comparison` out there, and the document says the key may be absent.
+    body = batch_body()
+    body["shelf_entries"] = [{"instrument_id": "ZZZ", "status": "APPROVED"}]
+    response = post(client, body)
+    assert response.status_code == 200
+    result = parse(response)["results"]["baseline"]
+    assert result["status"] == "BLOCKED"
+    assert result["explanation"] == {"summary": "Blocked"}
