@@ -10,6 +10,10 @@ database) twice: DPM_AUTH_FAILURE_RATE=off, then its default (20/min). Each time
 while a legitimate client (from 127.0.0.1, its own address) calls GET /rebalance/operations?limit=1
 with a good token one request after the other and measures each latency.
 
+With --login-rate and/or --token-rate the attacker is open-loop instead: it sends that many
+admin logins (tokens) per second whatever the answers take, as issue 12's attacker did (5.5 logins
+a second), from a pool of threads - so a cheap 429 does not buy it more requests.
+
 Reported per run: the legitimate client's median and p95 latency and requests served; the
 attacker's requests, token lookups per second (its 401s: each one a hash and a query), admin
 passwords hashed (its login forms shown again: each one a PBKDF2 check) and its 429s. With
@@ -20,6 +24,7 @@ both gunicorn workers share one budget; without it each worker counts for itself
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import http.client
 import json
 import os
@@ -94,7 +99,7 @@ def csrf(port: int) -> tuple[str, str]:
     return cookie.group(1), field.group(1).decode()
 
 
-def run(env: dict[str, str], seconds: float, attackers: int) -> dict[str, Any]:
+def run(env: dict[str, str], seconds: float, attackers: int, rates: dict[str, float]) -> dict[str, Any]:
     service = Service(env)
     try:
         stop = threading.Event()
@@ -123,7 +128,38 @@ def run(env: dict[str, str], seconds: float, attackers: int) -> dict[str, Any]:
                     counts["sent"] += 1
                     counts[kind or ("429" if status == 429 else "other")] += 1
 
-        threads = [threading.Thread(target=attack, args=(i,), daemon=True) for i in range(attackers)]
+        def one(kind: str, n: int) -> None:
+            try:
+                if kind == "token":
+                    status = request(service.port, ATTACKER, "GET", "/rebalance/operations",
+                                     headers={"Authorization": f"Token dpm_guess{n}"})[0]
+                    counted = "token_401" if status == 401 else None
+                else:
+                    status = request(service.port, ATTACKER, "POST", "/admin/login/", login_body, login_headers)[0]
+                    counted = "login_200" if status == 200 else None
+            except OSError:
+                return
+            with lock:
+                counts["sent"] += 1
+                counts[counted or ("429" if status == 429 else "other")] += 1
+
+        def paced(kind: str, rate: float) -> None:
+            # Open loop: the n-th request leaves at start + n / rate, however long the others take.
+            with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+                start, n = time.monotonic(), 0
+                while not stop.is_set():
+                    pause = start + n / rate - time.monotonic()
+                    if pause > 0:
+                        stop.wait(pause)
+                        continue
+                    pool.submit(one, kind, n)
+                    n += 1
+
+        if rates:
+            threads = [threading.Thread(target=paced, args=(kind, rate), daemon=True)
+                       for kind, rate in rates.items() if rate > 0]
+        else:
+            threads = [threading.Thread(target=attack, args=(i,), daemon=True) for i in range(attackers)]
         for thread in threads:
             thread.start()
         time.sleep(1)  # the attack is under way
@@ -161,6 +197,8 @@ def main() -> int:
     parser.add_argument("--redis-url", help="count in Redis (e.g. redis://127.0.0.1:6379/13); default local memory")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--attackers", type=int, default=4)
+    parser.add_argument("--login-rate", type=float, default=0, help="open loop: admin logins per second")
+    parser.add_argument("--token-rate", type=float, default=0, help="open loop: token guesses per second")
     args = parser.parse_args()
     prefix = f"dpm_bench_guessing_{secrets.token_hex(4)}"
     base = {**os.environ, **FAIR_USE_OFF, "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "ERROR",
@@ -171,7 +209,9 @@ def main() -> int:
     results = {}
     try:
         for name, rate in (("limit off", "off"), ("limit on (20/min)", "20/min")):
-            results[name] = run({**base, "DPM_AUTH_FAILURE_RATE": rate}, args.seconds, args.attackers)
+            results[name] = run({**base, "DPM_AUTH_FAILURE_RATE": rate}, args.seconds, args.attackers,
+                                {"login": args.login_rate, "token": args.token_rate}
+                                if args.login_rate or args.token_rate else {})
             print(name, json.dumps(results[name]), flush=True)
     finally:
         if args.redis_url:
