@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.db.models.fields.json import KT
+from django.db.models.fields.json import KeyTransform
 from psycopg.adapt import Loader
 
 from operations.access import OperationScope
@@ -297,8 +297,9 @@ class Operation(models.Model):
             # plans are pinned on PostgreSQL by tests/operations/test_admin_query_plans.py.
             models.Index(fields=["execution_mode", "created_at", "id"], name="operation_mode_list_idx"),
             models.Index(fields=["finished_at"], name="operation_finished_idx"),
-            # The error code lives in the JSON error; the filter compares exactly this expression.
-            models.Index(KT("error__code"), "created_at", name="operation_error_code_idx"),
+            # The error code lives in the JSON error: `error -> 'code'`, the expression the admin's
+            # filter (`error__code=…`) compares.
+            models.Index(KeyTransform("code", "error"), "created_at", name="operation_error_code_idx"),
             # The prefix searches (`LIKE 'prefix%'`) need a `varchar_pattern_ops` btree on
             # PostgreSQL (a plain one serves LIKE only under the C collation): migration 0005
             # creates one on the correlation id, on PostgreSQL only (the operator class is

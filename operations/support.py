@@ -14,6 +14,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db import transaction
+from django_tasks_db.models import DBTaskResult
 
 SUPPORT_GROUP = "Support"
 CANCEL_PERMISSION = "operations.cancel_operation"
@@ -23,14 +24,16 @@ SUPPORT_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("operations", "view_operation"),
     ("operations", "cancel_operation"),
 )
-# The tasks backend's rows, for the operation page's links to the tasks that ran it.
-TASK_ROWS_PERMISSION = ("django_tasks_db", "view_dbtaskresult")
+# The tasks backend's rows, for the operation page's links to the tasks that ran it (the app's
+# label is "django_tasks_database", not its module's name).
+TASK_ROWS_PERMISSION = (DBTaskResult._meta.app_label, f"view_{DBTaskResult._meta.model_name}")
+TASK_ROWS_VIEW_PERMISSION = ".".join(TASK_ROWS_PERMISSION)
 
 
 def support_permissions() -> list[Permission]:
     """The Support group's permissions (the task rows' view only when django-tasks-db is installed)."""
     wanted = list(SUPPORT_PERMISSIONS)
-    if apps.is_installed("django_tasks_db"):
+    if apps.is_installed(DBTaskResult._meta.app_config.name if DBTaskResult._meta.app_config else ""):
         wanted.append(TASK_ROWS_PERMISSION)
     permissions = []
     for app_label, codename in wanted:

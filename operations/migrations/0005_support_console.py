@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='operation',
-            index=models.Index(django.db.models.fields.json.KeyTextTransform('code', 'error'), models.F('created_at'), name='operation_error_code_idx'),
+            index=models.Index(django.db.models.fields.json.KeyTransform('code', 'error'), models.F('created_at'), name='operation_error_code_idx'),
         ),
         migrations.AddConstraint(
             model_name='operation',
