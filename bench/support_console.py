@@ -142,7 +142,7 @@ def run(env: dict[str, str], body: bytes, runs: int) -> dict:
         finally:
             web.stop()
     results["download"]["mb"] = round(results["download"].pop("bytes") / 1e6, 1)
-    results["detail"].pop("bytes")
+    results["detail"]["page_kb"] = round(results["detail"].pop("bytes") / 1024, 1)
     print(f"detail page: median {results['detail']['median_s']} s, +{results['detail']['max_growth_mb']} MB; "
           f"download ({results['download']['mb']} MB): median {results['download']['median_s']} s, "
           f"+{results['download']['max_growth_mb']} MB", flush=True)
