@@ -4,7 +4,7 @@ An operation belongs to the user who submitted it. For anyone else it does not e
 and every action goes through `Operation.objects.visible_in(scope)`, so another owner's operation
 is a 404 exactly like an unknown id. Staff with the `operations.view_operation` permission see
 every owner's operations (read only: get, by-correlation, list); executing or cancelling stays
-with the owner (staff cancel through the admin action, which needs the change permission).
+with the owner (staff cancel through the support console, with the cancel_operation permission).
 
 When DPM_API_AUTH_REQUIRED=false an anonymous caller owns the operations it submits as "nobody"
 (owner NULL): anonymous callers share those, and see nobody else's.

@@ -2,7 +2,8 @@
 
 The workers' sweeper (`manage.py db_worker`) runs the first two every
 DPM_ASYNC_RECOVERY_INTERVAL_SECONDS; cron runs `manage.py purge_expired_operations`, which settles
-lapsed leases too (docs/operations.md, "Expiry and purge").
+lapsed leases too (docs/operations.md, "Expiry and purge"), and so does the support console's
+"Purge expired now" button: both call `operations_maintain`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -29,7 +31,7 @@ from operations.selectors import (
     operation_get_by_correlation,
     operations_list,
 )
-from operations.services import operations_leases_settle, operations_purge_expired
+from operations.services import PURGE_BATCH_SIZE, operations_leases_settle, operations_purge_expired
 from operations.tasks import operation_ids_queued
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,22 @@ def operations_purge(*, batch_size: int, dry_run: bool = False) -> int:
     if not dry_run:
         purged_tally(purged)
     return purged
+
+
+@dataclass(frozen=True)
+class MaintenanceRound:
+    """What `operations_maintain` did (with `dry_run`, would do)."""
+
+    recovered: int  # RUNNING operations with a lapsed lease, settled
+    purged: int  # expired operations deleted
+
+
+def operations_maintain(*, batch_size: int = PURGE_BATCH_SIZE, dry_run: bool = False) -> MaintenanceRound:
+    """Cron's round, and the support console's "Purge expired now": lapsed leases are settled first
+    (so a dead run's row is terminal and can expire), then expired rows are purged."""
+    recovered = operations_recover_expired_leases(dry_run=dry_run)
+    purged = operations_purge(batch_size=batch_size, dry_run=dry_run)
+    return MaintenanceRound(recovered=recovered, purged=purged)
 
 
 # --- reads that settle a dead run first ------------------------------------------------------------

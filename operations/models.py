@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTransform
 from psycopg.adapt import Loader
 
 from operations.access import OperationScope
@@ -42,6 +43,14 @@ TERMINAL_STATUSES = (OperationStatus.SUCCEEDED, OperationStatus.FAILED)
 
 class OperationType(models.TextChoices):
     ANALYZE_SCENARIOS = "ANALYZE_SCENARIOS"
+
+
+class OperationExecutionMode(models.TextChoices):
+    """DPM_ASYNC_EXECUTION_MODE when the operation was submitted (operations/config.py)."""
+
+    INLINE = "INLINE"
+    ACCEPT_ONLY = "ACCEPT_ONLY"
+    WORKER = "WORKER"
 
 
 class RawJSONField(models.Field[bytes | None, bytes | None]):
@@ -154,6 +163,9 @@ class Operation(models.Model):
     # "sha256:<hex>" of the canonical request, equal for bodies that validate to the same request:
     # replay vs conflict.
     request_fingerprint = models.CharField(max_length=71)
+    # The mode the service ran in when it accepted the operation (the support console filters by
+    # it). NULL for operations submitted before it was recorded (migration 0005).
+    execution_mode = models.CharField(max_length=16, choices=OperationExecutionMode.choices, null=True, blank=True)
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -192,6 +204,9 @@ class Operation(models.Model):
 
     class Meta:
         ordering = ("-created_at", "-id")
+        # The support console's cancel (operations/support.py gives it to the Support group):
+        # cancelling is not editing, so it is not the change permission nobody needs.
+        permissions = [("cancel_operation", "Can cancel an operation")]
         constraints = [
             # One operation per correlation id and owner. Correlation id first: the index also
             # serves staff's lookups by correlation id alone (across owners) and the admin search.
@@ -205,6 +220,10 @@ class Operation(models.Model):
             models.CheckConstraint(condition=Q(status__in=OperationStatus.values), name="operation_status_valid"),
             models.CheckConstraint(
                 condition=Q(operation_type__in=OperationType.values), name="operation_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(execution_mode__isnull=True) | Q(execution_mode__in=OperationExecutionMode.values),
+                name="operation_execution_mode_valid",
             ),
             models.CheckConstraint(
                 condition=Q(status=OperationStatus.SUCCEEDED, result_envelope__isnull=False)
@@ -274,6 +293,18 @@ class Operation(models.Model):
             models.Index(
                 fields=["lease_expires_at"], condition=Q(status=OperationStatus.RUNNING), name="operation_lease_idx"
             ),
+            # The support console's filters and prefix searches (operations/admin.py); the query
+            # plans are pinned on PostgreSQL by tests/operations/test_admin_query_plans.py.
+            models.Index(fields=["execution_mode", "created_at", "id"], name="operation_mode_list_idx"),
+            models.Index(fields=["finished_at"], name="operation_finished_idx"),
+            # The error code lives in the JSON error: `error -> 'code'`, the expression the admin's
+            # filter (`error__code=…`) compares.
+            models.Index(KeyTransform("code", "error"), "created_at", name="operation_error_code_idx"),
+            # The prefix searches (`LIKE 'prefix%'`) need a `varchar_pattern_ops` btree on
+            # PostgreSQL (a plain one serves LIKE only under the C collation): migration 0005
+            # creates one on the correlation id, on PostgreSQL only (the operator class is
+            # PostgreSQL's). The primary key has its own: Django adds a "_like" index to every
+            # unique varchar there.
         ]
 
     def __str__(self) -> str:

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from django.db.models.functions import Length
+from django.db.models import TextField
+from django.db.models.functions import Cast, Length, Substr
 
-from dpm_async.encoding import Frame, Piece, frame_text
+from dpm_async.encoding import IDENTITY, Frame, Piece, body_encode, frame_text
 from operations.errors import ScenarioResultNotFound
 from operations.models import Operation, OperationScenarioResult
 from rebalance.batch import ScenarioStatus
-from rebalance.engine.wire_types import ComparisonMetric
+from rebalance.engine.wire_types import ComparisonMetric, RuleResult
 from rebalance.services import batch_envelope_head, batch_result_pieces
 
 logger = logging.getLogger(__name__)
@@ -152,3 +153,77 @@ def operation_scenario_result(operation: Operation, scenario_name: str) -> Scena
     name, status, size, body = row
     data = bytes(body)
     return ScenarioResult(name, status, Frame(data, size, len(data)))
+
+
+# The rule results sit between `after_simulated` and `explanation` in every scenario's text (the
+# key order of RebalanceResult). Found by their keys at the top level: inside a JSON string a quote
+# is escaped, so `,"rule_results":` cannot occur there.
+_RULE_RESULTS_KEY = b',"rule_results":'
+_EXPLANATION_KEY = b',"explanation":'
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioRules:
+    """One stored scenario's rule results (the support console's verdict table)."""
+
+    name: str
+    status: str
+    rule_results: list[RuleResult]
+
+
+def _rule_results_of(text: bytes) -> list[RuleResult]:
+    start = text.rfind(_RULE_RESULTS_KEY)
+    end = text.find(_EXPLANATION_KEY, start)
+    if start < 0 or end < 0:
+        raise ValueError("a stored scenario result has no rule_results")
+    rules: list[RuleResult] = orjson.loads(text[start + len(_RULE_RESULTS_KEY):end])
+    return rules
+
+
+def operation_rule_results(operation: Operation) -> Iterator[ScenarioRules]:
+    """Each stored scenario's rule results, in run order, one scenario's row read at a time.
+
+    A scenario's text is up to ~4 MB (2,000 positions); only its `rule_results` are parsed, so the
+    detail page of a 20-scenario, 70 MB result costs 20 small reads and decompressions, and holds
+    one scenario's text at a time. Failed scenarios have no row (their reason is in the envelope).
+    """
+    rows = (
+        OperationScenarioResult.objects.filter(operation_id=operation.id)
+        .order_by("position").values_list("pk", "name", "status")
+    )
+    for pk, name, status in list(rows):
+        yield ScenarioRules(name, status, _rule_results_of(frame_text(_body_of(pk))))
+
+
+def operation_result_size(operation: Operation) -> int | None:
+    """The length of the whole result text (what an identity download sends); None without one."""
+    if operation.result_envelope is None:
+        return None
+    return body_encode(operation_result_pieces(operation), IDENTITY).length
+
+
+def operation_request_chunks(operation_id: str, *, chunk_chars: int = 1 << 20) -> Iterator[bytes]:
+    """The stored request's text, `chunk_chars` characters per query: a download of a request of
+    tens of MB never holds more than one chunk in the web process (the database cuts the text)."""
+    text = Cast("request", TextField())
+    offset = 1
+    while True:
+        chunk = (
+            Operation.objects.filter(pk=operation_id)
+            .annotate(chunk=Substr(text, offset, chunk_chars)).values_list("chunk", flat=True).first()
+        )
+        if not chunk:
+            return
+        yield chunk.encode("utf-8")
+        if len(chunk) < chunk_chars:
+            return
+        offset += chunk_chars
+
+
+def operation_request_length(operation_id: str) -> int:
+    """How many characters the stored request has (read by the database, not loaded here)."""
+    length = (
+        Operation.objects.filter(pk=operation_id)
+        .annotate(chars=Length(Cast("request", TextField()))).values_list("chars", flat=True).first()
+    )
+    return int(length or 0)

@@ -69,7 +69,8 @@ PURGE_BATCH_SIZE = 1000
 # --- create ----------------------------------------------------------------------------------
 
 def operation_insert_or_existing(
-    *, owner_id: int | None, correlation_id: str, request: bytes, request_fingerprint: str, scenarios_total: int
+    *, owner_id: int | None, correlation_id: str, request: bytes, request_fingerprint: str, scenarios_total: int,
+    mode: str | None = None,
 ) -> tuple[Operation, bool]:
     """Inserts a PENDING operation, or returns the identical one (with its result) already there.
 
@@ -109,6 +110,7 @@ def operation_insert_or_existing(
                 request=request,
                 request_fingerprint=request_fingerprint,
                 scenarios_total=scenarios_total,
+                execution_mode=mode,
                 created_at=now,
                 expires_at=later(now, ttl()),
             )

@@ -45,6 +45,7 @@ def operation_submit(batch: BatchRebalanceRequest, *, correlation_id: str, owner
         request=canonical.json,
         request_fingerprint=canonical.fingerprint,
         scenarios_total=len(batch.scenarios),
+        mode=mode,
     )
     if not created:
         return Submission(operation=operation, replayed=True)

@@ -148,3 +148,17 @@ def lots_batch_body() -> dict[str, Any]:
             "baseline": {},
         },
     }
+
+
+def support_batch() -> dict[str, Any]:
+    """20 scenarios of the small portfolio whose AAA holding carries a trusted market value ten times
+    its price: `trusted` values by it, sells more than is held and is BLOCKED (NO_SHORTING);
+    `invalid` FAILS on its options; the other 18 are READY."""
+    scenarios: dict[str, dict[str, Any]] = {
+        f"s{n:02d}": {"options": {"min_cash_buffer_pct": f"0.0{n % 10}"}} for n in range(18)
+    }
+    scenarios["trusted"] = {"options": {"valuation_mode": "TRUST_SNAPSHOT"}}
+    scenarios["invalid"] = {"options": {"max_turnover_pct": "1.5"}}
+    body = batch_body(**scenarios)
+    body["portfolio_snapshot"]["positions"][0]["market_value"] = {"amount": "20000.00", "currency": "USD"}
+    return body

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 from django.utils import timezone
 
 from dpm_async.encoding import IDENTITY, body_encode, frame_text, zstd_compress
@@ -24,6 +25,7 @@ from operations.models import (
     operation_id_generate,
 )
 from operations.results import operation_result_pieces
+from operations.submission import operation_submit
 from rebalance.canonical import request_canonical
 from rebalance.parsing import batch_request_parse
 from rebalance.services import batch_result_pieces, rebalance_analyze_batch
@@ -252,3 +254,14 @@ def operation_list_item(operation: Operation) -> dict[str, Any]:
     del item["result"], item["error"]
     return item
 
+
+
+def submitted(body: dict[str, Any], *, correlation_id: str, owner: Any = _DEFAULT_OWNER,
+              mode: str = "INLINE") -> Operation:
+    """An operation submitted through the real service (`operation_submit`) in `mode`: INLINE runs
+    it to its end, ACCEPT_ONLY leaves it PENDING."""
+    user = api_user() if owner is _DEFAULT_OWNER else owner
+    with override_settings(DPM_ASYNC_EXECUTION_MODE=mode):
+        submission = operation_submit(batch_request_parse(body), correlation_id=correlation_id,
+                                      owner_id=user.pk if user else None)
+    return Operation.objects.get(pk=submission.operation.id)

@@ -39,6 +39,10 @@ def test_stored_results_are_split_into_envelope_and_scenario_rows():
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(AFTER)
+    # On to the latest migrations before reading through today's model (it has later columns).
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
 
     done = Operation.objects.get(pk="dop_" + "1" * 32)
     assert stored_full_result(done.id) == result  # byte for byte what was stored before

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from operations.maintenance import operations_purge, operations_recover_expired_leases
+from operations.maintenance import operations_maintain
 from operations.services import PURGE_BATCH_SIZE
 
 
@@ -26,11 +26,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, dry_run: bool, batch_size: int, **options: Any) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
-        recovered = operations_recover_expired_leases(dry_run=dry_run)
-        purged = operations_purge(batch_size=batch_size, dry_run=dry_run)
+        done = operations_maintain(batch_size=batch_size, dry_run=dry_run)
         if dry_run:
-            self.stdout.write(f"dry run: would purge {purged} expired operation(s); "
-                              f"{recovered} RUNNING operation(s) have an expired lease")
+            self.stdout.write(f"dry run: would purge {done.purged} expired operation(s); "
+                              f"{done.recovered} RUNNING operation(s) have an expired lease")
         else:
-            self.stdout.write(f"purged {purged} expired operation(s); "
-                              f"settled {recovered} RUNNING operation(s) with an expired lease")
+            self.stdout.write(f"purged {done.purged} expired operation(s); "
+                              f"settled {done.recovered} RUNNING operation(s) with an expired lease")
