@@ -8,10 +8,13 @@ milliseconds of CPU) and slow the API down for everyone. A successful login cost
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http.response import HttpResponseBase
 
 from dpm_async.throttles import auth_failure_record, auth_failures_wait
 
@@ -22,7 +25,30 @@ _REFUSED_PAGE = (
 )
 
 
+def _has_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path:
+        return True
+    forms = [request.GET, request.POST] if request.method == "POST" else [request.GET]
+    return any("\x00" in key or "\x00" in value for form in forms for key, values in form.lists() for value in values)
+
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
+
+
 class DpmAdminSite(admin.AdminSite):
+    def admin_view(self, view: _View, cacheable: bool = False) -> _View:
+        inner = super().admin_view(view, cacheable)
+
+        # A NUL byte in an id, a filter or a search term reaches PostgreSQL, which refuses any
+        # text holding one (a DataError, so a 500 with a traceback): it is a bad request.
+        @functools.wraps(inner)
+        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            if _has_nul(request):
+                return HttpResponseBadRequest("A NUL byte in the address or the form.", content_type="text/plain")
+            return inner(request, *args, **kwargs)
+
+        return cast(_View, guarded)
+
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method != "POST":
             return super().login(request, extra_context)

@@ -99,7 +99,10 @@ class DateRangeFilter(admin.FieldListFilter):
         value = self.used_parameters.get(name)
         if isinstance(value, list):
             value = value[-1] if value else None
-        day = parse_date(value) if isinstance(value, str) and value else None
+        try:
+            day = parse_date(value) if isinstance(value, str) and value else None
+        except ValueError:  # well formed but no such day (2026-02-30): ignored, like any other bad date
+            day = None
         return datetime.combine(day, time.min, tzinfo=UTC) if day else None
 
     def has_output(self) -> bool:
@@ -138,8 +141,11 @@ class OwnerFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Operation]) -> QuerySet[Operation]:
         value = self.value()
-        if value and value.isdigit():
+        # Any other value (a name, "²", a number past the column's range) matches no one.
+        if value and value.isascii() and value.isdigit() and int(value) < 2**63:
             return queryset.filter(owner_id=int(value))
+        if value:
+            return queryset.none()
         return queryset
 
 
