@@ -221,13 +221,13 @@ DPM_MAX_BATCH_CELLS = env.whole("DPM_MAX_BATCH_CELLS", default=100_000, minimum=
 
 # --- fair use (docs/deployment.md, "Fair use") -------------------------------------------------
 # DRF rate strings per caller (its user, else its address), or `off`.
-DPM_THROTTLE_ANALYZE_RATE = env.rate("DPM_THROTTLE_ANALYZE_RATE", default="60/min")
-DPM_THROTTLE_SUBMIT_RATE = env.rate("DPM_THROTTLE_SUBMIT_RATE", default="120/min")
+DPM_THROTTLE_ANALYZE_RATE = env.rate("DPM_THROTTLE_ANALYZE_RATE", default="600/min")
+DPM_THROTTLE_SUBMIT_RATE = env.rate("DPM_THROTTLE_SUBMIT_RATE", default="1200/min")
 # Failed token or admin-login attempts per client address; past it, credentials are refused with
 # 429 before they are looked up or hashed.
 DPM_AUTH_FAILURE_RATE = env.rate("DPM_AUTH_FAILURE_RATE", default="20/min")
 # PENDING or RUNNING operations one owner may have; 0: no cap.
-DPM_ASYNC_MAX_UNFINISHED_PER_OWNER = env.whole("DPM_ASYNC_MAX_UNFINISHED_PER_OWNER", default=50, minimum=0)
+DPM_ASYNC_MAX_UNFINISHED_PER_OWNER = env.whole("DPM_ASYNC_MAX_UNFINISHED_PER_OWNER", default=1000, minimum=0)
 # The proxies whose X-Forwarded-For is believed (dpm_async/addresses.py); none: REMOTE_ADDR.
 DPM_TRUSTED_PROXIES = env.networks("DPM_TRUSTED_PROXIES")
 

@@ -197,9 +197,9 @@ def test_the_two_rfc_fallbacks_warn_instead_of_refusing(load):
 def test_the_fair_use_defaults_are_the_documented_ones(load):
     loaded = load()
     assert (loaded["DPM_THROTTLE_ANALYZE_RATE"], loaded["DPM_THROTTLE_SUBMIT_RATE"], loaded["DPM_AUTH_FAILURE_RATE"]) == (
-        "60/min", "120/min", "20/min"
+        "600/min", "1200/min", "20/min"
     )
-    assert loaded["DPM_ASYNC_MAX_UNFINISHED_PER_OWNER"] == 50
+    assert loaded["DPM_ASYNC_MAX_UNFINISHED_PER_OWNER"] == 1000
     assert loaded["DPM_MAX_BATCH_CELLS"] == 100_000
     assert loaded["DPM_TRUSTED_PROXIES"] == ()
     assert loaded["CACHES"]["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
