@@ -24,3 +24,10 @@ def operation_status_url(operation_id: str) -> str:
 def operation_execute_url(operation_id: str) -> str:
     """`/rebalance/operations/<id>/execute`."""
     return _template("operation-execute", get_script_prefix()).replace(_MARKER, operation_id)
+
+
+def operation_urls(operation_id: str) -> tuple[str, str]:
+    """(the status URL, the execute URL): the script prefix (a context-local read) looked up once."""
+    prefix = get_script_prefix()
+    return (_template("operation-detail", prefix).replace(_MARKER, operation_id),
+            _template("operation-execute", prefix).replace(_MARKER, operation_id))

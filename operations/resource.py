@@ -11,14 +11,14 @@ import hashlib
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, cast
 
 import orjson
 
 from dpm_async.encoding import Piece
 from dpm_async.shapes import Meta
 from operations.errors import OperationFailureCode
-from operations.links import operation_execute_url, operation_status_url
+from operations.links import operation_urls
 from operations.models import OPERATION_ID_PATTERN, Operation, OperationStatus, OperationType
 from operations.results import operation_result_pieces
 from rebalance.batch import BatchRebalanceResult, BatchRebalanceSummary, ScenarioStatus
@@ -121,10 +121,13 @@ def _optional_instant(value: datetime | None) -> str | None:
 
 def operation_summary(operation: Operation, *, executable_enabled: bool) -> OperationSummary:
     """A list item: the resource without `result` and `error`."""
+    status_url, execute_url = operation_urls(operation.id)
+    # Called 200 times for a list page: the stored words are the enums' values (a CHECK constraint
+    # holds them), so they are not rebuilt as enum members.
     return {
         "operation_id": operation.id,
-        "operation_type": OperationType(operation.operation_type),
-        "status": OperationStatus(operation.status),
+        "operation_type": cast(OperationType, operation.operation_type),
+        "status": cast(OperationStatus, operation.status),
         "is_executable": operation.status == OperationStatus.PENDING and executable_enabled,
         "correlation_id": operation.correlation_id,
         "created_at": instant_text(operation.created_at),
@@ -141,8 +144,8 @@ def operation_summary(operation: Operation, *, executable_enabled: bool) -> Oper
         },
         # jsonb keeps keys in its own order: put them back in run order.
         "scenario_statuses": dict(sorted((operation.scenario_statuses or {}).items())),
-        "status_url": operation_status_url(operation.id),
-        "execute_url": operation_execute_url(operation.id),
+        "status_url": status_url,
+        "execute_url": execute_url,
     }
 
 
