@@ -83,7 +83,10 @@ def test_every_search_and_filter_of_the_console_uses_an_index(support_on_100k_ro
         "?o=1", "?o=-7",  # sorted by id, by created
         "?q=corr-04211",  # correlation id prefix
         "?q=dop_00000000000000000000000000001",  # operation id prefix
-        "?q=owner-1",  # owner user name prefix
+        # Owner user name prefix: one owner of the fifty. A prefix that matches a fifth of the
+        # table ("owner-1": owner-10 to owner-19) is rightly read sequentially by PostgreSQL when
+        # its statistics say so (its choice varied between runs): a seq scan is then the faster plan.
+        "?q=owner-07",
         "?status__exact=PENDING",
         f"?owner={owners[7]}",
         "?execution_mode__exact=WORKER",
