@@ -110,25 +110,8 @@ def run(env: dict[str, str], seconds: float, attackers: int, rates: dict[str, fl
         login_headers = {"Cookie": f"csrftoken={cookie}", "Content-Type": "application/x-www-form-urlencoded",
                          "Referer": f"http://127.0.0.1:{service.port}/admin/login/"}
 
-        def attack(index: int) -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                try:
-                    if index % 2 == 0:  # half the threads guess tokens, half passwords
-                        status = request(service.port, ATTACKER, "GET", "/rebalance/operations",
-                                         headers={"Authorization": f"Token dpm_guess{n}"})[0]
-                        kind = "token_401" if status == 401 else None
-                    else:
-                        status = request(service.port, ATTACKER, "POST", "/admin/login/", login_body, login_headers)[0]
-                        kind = "login_200" if status == 200 else None
-                except OSError:
-                    continue
-                with lock:
-                    counts["sent"] += 1
-                    counts[kind or ("429" if status == 429 else "other")] += 1
-
         def one(kind: str, n: int) -> None:
+            """One guess, a token or an admin password, counted by its answer."""
             try:
                 if kind == "token":
                     status = request(service.port, ATTACKER, "GET", "/rebalance/operations",
@@ -142,6 +125,13 @@ def run(env: dict[str, str], seconds: float, attackers: int, rates: dict[str, fl
             with lock:
                 counts["sent"] += 1
                 counts[counted or ("429" if status == 429 else "other")] += 1
+
+        def attack(index: int) -> None:
+            # Closed loop: half the threads guess tokens, half passwords, each as fast as answered.
+            n = 0
+            while not stop.is_set():
+                n += 1
+                one("token" if index % 2 == 0 else "login", n)
 
         def paced(kind: str, rate: float) -> None:
             # Open loop: the n-th request leaves at start + n / rate, however long the others take.
