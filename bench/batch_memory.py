@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import FAIR_USE_OFF, load_gen_batch
-from memory_big import Web, call, reset_peak, status_kib
+from memory_big import Web, call, db_worker_started, reset_peak, status_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,12 +105,8 @@ def main() -> int:
 
         # WORKER mode: the db_worker's peak running the first shape.
         web = Web(env)
-        worker = subprocess.Popen([sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay",
-                                   "--interval", "0.1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        worker = db_worker_started(env)
         try:
-            time.sleep(3)
-            reset_peak(worker.pid)
             status, head, _ = call(web.port, "POST", "/rebalance/analyze/async", first_body,
                                    {"X-Correlation-Id": "cells-1"})
             assert status == 202, (status, head[:300])

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import secrets
 import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str | None, workdir: str, label: str) -> Iterator[str]:
+    """A database URL for one bench run: a SQLite file in `workdir`, or with a PostgreSQL
+    `server_url` (postgres://user@host:port/anything) a database created for the run and dropped
+    after it (`psql` on the server's `postgres` database)."""
+    if not server_url:
+        yield f"sqlite:///{workdir}/bench.sqlite3"
+        return
+    server = server_url.rsplit("/", 1)[0]
+    name = f"dpm_async_bench_{label}_{secrets.token_hex(4)}"
+    subprocess.run(["psql", f"{server}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+    try:
+        yield f"{server}/{name}"
+    finally:
+        subprocess.run(["psql", f"{server}/postgres", "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+                       check=False)
 
 
 def free_port() -> int:

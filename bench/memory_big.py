@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import FAIR_USE_OFF, free_port, load_gen_batch
+from benchlib import FAIR_USE_OFF, free_port, load_gen_batch, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_GROWTH_MB = 64
@@ -45,6 +45,16 @@ def status_kib(pid: int, field: str) -> int:
             return int(line.split()[1])
     raise KeyError(field)
 
+
+
+def db_worker_started(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A `manage.py db_worker` (in a session of its own), past its start-up, its peak reset."""
+    worker = subprocess.Popen([sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay",
+                               "--interval", "0.1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(3)
+    reset_peak(worker.pid)
+    return worker
 
 def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -104,26 +114,14 @@ def main() -> int:
     scenario = sorted(request["scenarios"])[10]
     print(f"request {len(body) / 1e6:.1f} MB ({args.positions} x {args.positions} x {args.scenarios})", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="dpm-memory-bench-") as workdir:
-        created = None
-        if args.database_url:
-            server_url = args.database_url.rsplit("/", 1)[0]
-            created = f"dpm_async_bench_mem_{secrets.token_hex(4)}"
-            subprocess.run(["psql", f"{server_url}/postgres", "-qc", f"CREATE DATABASE {created}"], check=True)
-            database_url = f"{server_url}/{created}"
-        else:
-            database_url = f"sqlite:///{workdir}/bench.sqlite3"
+    with (tempfile.TemporaryDirectory(prefix="dpm-memory-bench-") as workdir,
+          scratch_database(args.database_url, workdir, "mem") as database_url):
         env = {**os.environ, **FAIR_USE_OFF, "DATABASE_URL": database_url, "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
                "DJANGO_SECRET_KEY": secrets.token_urlsafe(40), "DJANGO_SECURE_HTTPS": "false",
                "DPM_API_AUTH_REQUIRED": "false", "DPM_ASYNC_EXECUTION_MODE": "WORKER",
                "DJANGO_SETTINGS_MODULE": "dpm_async.settings"}
         subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
-        try:
-            results = measure(env, body, scenario)
-        finally:
-            if created:
-                subprocess.run(["psql", f"{server_url}/postgres", "-qc", f"DROP DATABASE IF EXISTS {created} WITH (FORCE)"],
-                               check=False)
+        results = measure(env, body, scenario)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -146,12 +144,8 @@ def measure(env: dict[str, str], body: bytes, scenario: str) -> dict:
 
     # 2. A worker running it.
     web = Web(env)
-    worker = subprocess.Popen([sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay",
-                               "--interval", "0.1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    worker = db_worker_started(env)
     try:
-        time.sleep(3)
-        reset_peak(worker.pid)
         status, head, _ = call(web.port, "POST", "/rebalance/analyze/async", body, {"X-Correlation-Id": "mem-1"})
         assert status == 202, (status, head[:300])
         operation_id = json.loads(head)["operation_id"]

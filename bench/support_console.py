@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
-from benchlib import load_gen_batch
+from benchlib import load_gen_batch, scratch_database
 from memory_big import Web, call, reset_peak, status_kib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,15 +83,8 @@ def main() -> int:
     body = json.dumps(request).encode()
     print(f"request {len(body) / 1e6:.1f} MB ({args.positions} x {args.positions} x {args.scenarios})", flush=True)
 
-    with tempfile.TemporaryDirectory(prefix="dpm-console-bench-") as workdir:
-        created = None
-        if args.database_url:
-            server_url = args.database_url.rsplit("/", 1)[0]
-            created = f"dpm_async_bench_console_{secrets.token_hex(4)}"
-            subprocess.run(["psql", f"{server_url}/postgres", "-qc", f"CREATE DATABASE {created}"], check=True)
-            database_url = f"{server_url}/{created}"
-        else:
-            database_url = f"sqlite:///{workdir}/bench.sqlite3"
+    with (tempfile.TemporaryDirectory(prefix="dpm-console-bench-") as workdir,
+          scratch_database(args.database_url, workdir, "console") as database_url):
         env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
                "DJANGO_SECRET_KEY": secrets.token_urlsafe(40), "DJANGO_SECURE_HTTPS": "false",
                "DPM_API_AUTH_REQUIRED": "false", "DPM_ASYNC_EXECUTION_MODE": "INLINE",
@@ -99,12 +92,7 @@ def main() -> int:
         subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=env, check=True)
         subprocess.run([sys.executable, "manage.py", "support_user", "support"], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        try:
-            results = run(env, body, args.runs)
-        finally:
-            if created:
-                subprocess.run(["psql", f"{server_url}/postgres", "-qc", f"DROP DATABASE IF EXISTS {created} WITH (FORCE)"],
-                               check=False)
+        results = run(env, body, args.runs)
     results["database"] = "postgresql" if args.database_url else "sqlite"
     results["meets_targets"] = (results["detail"]["median_s"] <= TARGET_SECONDS
                                 and results["detail"]["max_growth_mb"] <= TARGET_GROWTH_MB
