@@ -119,14 +119,17 @@ def test_the_cap_refuses_a_new_operation_but_never_a_replay(client):
     assert submit(client, **{"X-Correlation-Id": "cap-3"}).status_code == 202
 
 
-@override_settings(DPM_ASYNC_MAX_UNFINISHED_PER_OWNER=2)
+@override_settings(DPM_ASYNC_MAX_UNFINISHED_PER_OWNER=3, DPM_ASYNC_EXECUTION_MODE="ACCEPT_ONLY")
 def test_running_operations_count_and_finished_ones_do_not():
-    owner = api_user()
+    client = Client(headers=api_headers(api_user()))
     operation_row(status=OperationStatus.RUNNING)
-    operation_row(status=OperationStatus.SUCCEEDED)
     operation_row(status=OperationStatus.PENDING)
-    client = Client(headers=api_headers(owner))
-    assert_throttled(submit(client, **{"X-Correlation-Id": "one-more"}), "DPM_ASYNC_TOO_MANY_UNFINISHED_OPERATIONS")
+    for status in (OperationStatus.SUCCEEDED, OperationStatus.FAILED):
+        operation_row(status=status)
+    # Two unfinished, two finished: the third unfinished one still fits under a cap of 3...
+    assert submit(client, **{"X-Correlation-Id": "third"}).status_code == 202
+    # ...and the fourth does not.
+    assert_throttled(submit(client, **{"X-Correlation-Id": "fourth"}), "DPM_ASYNC_TOO_MANY_UNFINISHED_OPERATIONS")
 
 
 @pytest.mark.django_db(transaction=True)
