@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
@@ -26,55 +27,37 @@ _FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class FailOpenRedisCache(RedisCache):
-    """RedisCache whose get/set/add/delete/incr never raise for an unreachable Redis."""
+    """RedisCache whose get/set/add/delete never raise for an unreachable Redis (the calls the
+    fair-use counters make: DRF's throttles and dpm_async/throttles.py)."""
 
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._down_until = 0.0
         self._lock = threading.Lock()
 
-    def _available(self) -> bool:
-        return time.monotonic() >= self._down_until
-
-    def _failed(self, error: Exception) -> None:
-        with self._lock:
-            if not self._available():
-                return
-            self._down_until = time.monotonic() + BACKOFF_SECONDS
-        logger.warning("the cache (Redis) is unavailable, fair-use limits are not enforced for %.0f s: %s",
-                       BACKOFF_SECONDS, type(error).__name__)
+    def _asked(self, fallback: Any, call: Callable[..., Any], *args: Any) -> Any:
+        """`call(*args)`, or `fallback` while Redis is down (and when this call finds it down)."""
+        if time.monotonic() < self._down_until:
+            return fallback
+        try:
+            return call(*args)
+        except _FAILURES as error:
+            with self._lock:
+                if time.monotonic() < self._down_until:
+                    return fallback  # another thread found it down first and logged it
+                self._down_until = time.monotonic() + BACKOFF_SECONDS
+            logger.warning("the cache (Redis) is unavailable, fair-use limits are not enforced for %.0f s: %s",
+                           BACKOFF_SECONDS, type(error).__name__)
+            return fallback
 
     def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
-        if not self._available():
-            return default
-        try:
-            return super().get(key, default, version)
-        except _FAILURES as error:
-            self._failed(error)
-            return default
+        return self._asked(default, super().get, key, default, version)
 
     def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> None:
-        if not self._available():
-            return
-        try:
-            super().set(key, value, timeout, version)
-        except _FAILURES as error:
-            self._failed(error)
+        self._asked(None, super().set, key, value, timeout, version)
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
-        if not self._available():
-            return False
-        try:
-            return bool(super().add(key, value, timeout, version))
-        except _FAILURES as error:
-            self._failed(error)
-            return False
+        return bool(self._asked(False, super().add, key, value, timeout, version))
 
     def delete(self, key: Any, version: Any = None) -> bool:
-        if not self._available():
-            return False
-        try:
-            return bool(super().delete(key, version))
-        except _FAILURES as error:
-            self._failed(error)
-            return False
+        return bool(self._asked(False, super().delete, key, version))

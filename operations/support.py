@@ -1,7 +1,7 @@
 """Support engineers: staff users of the **Support** group, who work in the admin (docs/operations.md).
 
-The group can view every operation and cancel one, and view the tasks backend's rows (when that
-backend's model is in the admin); nothing else. It cannot change or delete an operation, purge
+The group can view every operation and cancel one, and view the tasks backend's rows; nothing
+else. It cannot change or delete an operation, purge
 (superusers only), or see API tokens (docs/security.md, "The support console").
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.db import transaction
@@ -31,14 +30,9 @@ TASK_ROWS_VIEW_PERMISSION = ".".join(TASK_ROWS_PERMISSION)
 
 
 def support_permissions() -> list[Permission]:
-    """The Support group's permissions (the task rows' view only when django-tasks-db is installed)."""
-    wanted = list(SUPPORT_PERMISSIONS)
-    if apps.is_installed(DBTaskResult._meta.app_config.name if DBTaskResult._meta.app_config else ""):
-        wanted.append(TASK_ROWS_PERMISSION)
-    permissions = []
-    for app_label, codename in wanted:
-        permissions.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    return permissions
+    """The Support group's permissions."""
+    return [Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in (*SUPPORT_PERMISSIONS, TASK_ROWS_PERMISSION)]
 
 
 def support_group_ensure() -> Group:
