@@ -455,25 +455,27 @@ class OperationAdmin(admin.ModelAdmin[Operation]):
         return self._document_page(request, operation, "result", text, reverse(
             "admin:operations_operation_result_download", args=[quote(operation.id)]))
 
-    def _cancel(self, request: HttpRequest, operation_id: str) -> Operation | None:
+    def _cancel(self, request: HttpRequest, operation_id: str) -> str | None:
+        """Cancels through the API's service; what happened, or None when it had finished or gone."""
         try:
             operation = operation_cancel(operation_id, scope=OPERATIONS_ALL)
         except (OperationNotCancellable, OperationNotFound):  # finished or gone meanwhile
             return None
-        message = ("Cancel requested (the run stops before its next scenario)" if operation.status == "RUNNING"
-                   else "Cancelled")
+        message = ("Cancel requested (the run stops before its next scenario)"
+                   if operation.status == OperationStatus.RUNNING else "Cancelled")
         logger.info("support console: %s cancelled operation %s", request.user.get_username(), operation_id)
         self.log_change(request, operation, f"{message} from the support console.")
-        return operation
+        return message
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponseRedirect:
         operation = self._viewable(request, object_id)
         if not self.has_cancel_permission(request):
             raise PermissionDenied
-        if self._cancel(request, operation.id) is None:
+        message = self._cancel(request, operation.id)
+        if message is None:
             self.message_user(request, f"{operation.id} is already finished or expired.", messages.WARNING)
         else:
-            self.message_user(request, f"Cancelled {operation.id}.", messages.SUCCESS)
+            self.message_user(request, f"{message}: {operation.id}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:operations_operation_change", args=[quote(operation.id)]))
 
     @admin.action(description="Cancel the selected operations", permissions=["cancel"])

@@ -162,7 +162,7 @@ class SupportConsoleInABrowser(StaticLiveServerTestCase):
         self.log_in("alice")
         self.click(self.driver.find_element(By.LINK_TEXT, pending.id))
         self.click(self.driver.find_element(By.ID, "cancel-operation"))
-        assert f"Cancelled {pending.id}." in self.driver.find_element(By.CSS_SELECTOR, ".messagelist").text
+        assert f"Cancelled: {pending.id}." in self.driver.find_element(By.CSS_SELECTOR, ".messagelist").text
         operation = Operation.objects.get(pk=pending.id)
         assert operation.status == OperationStatus.FAILED and operation.error["code"] == "OPERATION_CANCELLED"
         assert not self.driver.find_elements(By.ID, "cancel-operation")

@@ -276,6 +276,14 @@ def test_the_cancel_button_cancels_a_pending_operation(support, caplog):
     assert 'id="cancel-operation"' not in support.get(change_url(operation)).content.decode()
 
 
+def test_cancelling_a_running_operation_says_the_cancel_is_requested(support):
+    operation = operation_row(status=OperationStatus.RUNNING)
+    response = support.post(url("cancel", operation), follow=True)
+    assert [str(m) for m in response.context["messages"]] == [
+        f"Cancel requested (the run stops before its next scenario): {operation.id}."]
+    assert Operation.objects.get(pk=operation.id).cancel_requested
+
+
 def test_cancel_needs_the_cancel_permission_and_a_post():
     operation = operation_row()
     viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
